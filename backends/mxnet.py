@@ -1,0 +1,71 @@
+"""MXNet adapter, for both array styles the d2l book uses: ``mx.nd.NDArray`` (older
+chapters) and ``mx.np.ndarray``. The core computes in ``mx.np`` and hands each result back in
+the caller's kind; the conversion shares memory and ``mxnet.autograd`` sees through it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from chanconv.adapter import Adapter
+from chanconv.backends.numpy import NUMPY_D2L_ALIASES
+from chanconv.protocol import Tensor
+
+
+class MxnetBackend(Adapter):
+    name = "mxnet"
+    aliases = ("mx",)
+    framework = "mxnet"
+    extra = "mxnet"
+    # d2l's mxnet tab is NumPy's spelling under ``mx.np``.
+    d2l_aliases = {
+        **{k: v if v.startswith(".") else f"np.{v}" for k, v in NUMPY_D2L_ALIASES.items()},
+        "to": ".as_in_context",
+    }
+
+    def is_tensor(self, x: object) -> bool:
+        # mx.np.ndarray subclasses mx.nd.NDArray, so this accepts both styles.
+        return isinstance(x, self.fw.nd.NDArray)
+
+    def asarray(self, obj: Any, dtype: str | None = None) -> Tensor:
+        if isinstance(obj, self.fw.nd.NDArray):
+            arr = obj if isinstance(obj, self.fw.np.ndarray) else obj.as_np_ndarray()
+            return arr if dtype is None else arr.astype(dtype)
+        return self.fw.np.array(obj, dtype=dtype)
+
+    def astype(self, x: Tensor, dtype: str) -> Tensor:
+        return x.astype(dtype)
+
+    def reshape(self, x: Tensor, shape: tuple[int, ...]) -> Tensor:
+        return self.fw.np.reshape(x, shape)
+
+    def permute_dims(self, x: Tensor, axes: tuple[int, ...]) -> Tensor:
+        return self.fw.np.transpose(x, axes)
+
+    def stack(self, arrays: Sequence[Tensor], axis: int = 0) -> Tensor:
+        return self.fw.np.stack(list(arrays), axis=axis)
+
+    def concat(self, arrays: Sequence[Tensor], axis: int = 0) -> Tensor:
+        return self.fw.np.concatenate(list(arrays), axis=axis)
+
+    def matmul(self, x1: Tensor, x2: Tensor) -> Tensor:
+        return self.fw.np.matmul(x1, x2)
+
+    def sum(self, x: Tensor, axis: int | tuple[int, ...] | None = None) -> Tensor:
+        return self.fw.np.sum(x, axis=axis)
+
+    def zeros(self, shape: tuple[int, ...], dtype: str) -> Tensor:
+        return self.fw.np.zeros(shape, dtype=dtype)
+
+    def dtype_name(self, x: Tensor) -> str:
+        import numpy  # MXNet depends on NumPy and describes dtypes with its types
+
+        return str(numpy.dtype(x.dtype).name)
+
+    def to_numpy(self, x: Tensor) -> Any:
+        return x.asnumpy()
+
+    def restore_kind(self, y: Tensor, like: Tensor) -> Tensor:
+        if isinstance(like, self.fw.np.ndarray):
+            return y
+        return y.as_nd_ndarray()

@@ -1,0 +1,64 @@
+"""NumPy adapter: the default backend, and the shape every other adapter follows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from chanconv.adapter import Adapter
+from chanconv.protocol import Tensor
+
+#: d2l's aliases in NumPy spelling; MXNet's ``mx.np`` reuses them under ``np.``.
+NUMPY_D2L_ALIASES = {
+    "ones": "ones", "zeros": "zeros", "tensor": "array", "arange": "arange",
+    "meshgrid": "meshgrid", "sin": "sin", "sinh": "sinh", "cos": "cos", "cosh": "cosh",
+    "tanh": "tanh", "linspace": "linspace", "exp": "exp", "log": "log",
+    "normal": "random.normal", "rand": "random.rand", "matmul": "dot", "int32": "int32",
+    "float32": "float32", "concat": "concatenate", "stack": "stack", "abs": "abs",
+    "eye": "eye", "transpose": "transpose", "reshape": ".reshape", "reduce_sum": ".sum",
+    "argmax": ".argmax", "astype": ".astype",
+}  # fmt: skip
+
+
+class NumpyBackend(Adapter):
+    name = "numpy"
+    aliases = ("np",)
+    framework = "numpy"
+    extra = "numpy"
+    d2l_aliases = NUMPY_D2L_ALIASES
+
+    def is_tensor(self, x: object) -> bool:
+        return isinstance(x, self.fw.ndarray)
+
+    def asarray(self, obj: Any, dtype: str | None = None) -> Tensor:
+        return self.fw.asarray(obj, dtype=dtype)
+
+    def astype(self, x: Tensor, dtype: str) -> Tensor:
+        return x.astype(dtype)
+
+    def reshape(self, x: Tensor, shape: tuple[int, ...]) -> Tensor:
+        return self.fw.reshape(x, shape)
+
+    def permute_dims(self, x: Tensor, axes: tuple[int, ...]) -> Tensor:
+        return self.fw.transpose(x, axes)
+
+    def stack(self, arrays: Sequence[Tensor], axis: int = 0) -> Tensor:
+        return self.fw.stack(arrays, axis=axis)
+
+    def concat(self, arrays: Sequence[Tensor], axis: int = 0) -> Tensor:
+        return self.fw.concatenate(arrays, axis=axis)
+
+    def matmul(self, x1: Tensor, x2: Tensor) -> Tensor:
+        return self.fw.matmul(x1, x2)
+
+    def sum(self, x: Tensor, axis: int | tuple[int, ...] | None = None) -> Tensor:
+        return self.fw.sum(x, axis=axis)
+
+    def zeros(self, shape: tuple[int, ...], dtype: str) -> Tensor:
+        return self.fw.zeros(shape, dtype=dtype)
+
+    def dtype_name(self, x: Tensor) -> str:
+        return str(x.dtype.name)
+
+    def to_numpy(self, x: Tensor) -> Any:
+        return self.fw.array(x)

@@ -1,0 +1,62 @@
+"""PyTorch adapter. Results stay on the autograd graph: ``backward()`` sees through chanconv."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from chanconv.adapter import Adapter
+from chanconv.protocol import Tensor
+
+
+class TorchBackend(Adapter):
+    name = "torch"
+    aliases = ("pytorch",)
+    framework = "torch"
+    extra = "torch"
+    # As in d2l's torch tab: torch's own functions, and methods where d2l used a lambda.
+    d2l_aliases = {
+        "ones": "ones", "zeros": "zeros", "tensor": "tensor", "arange": "arange",
+        "meshgrid": "meshgrid", "sin": "sin", "sinh": "sinh", "cos": "cos", "cosh": "cosh",
+        "tanh": "tanh", "linspace": "linspace", "exp": "exp", "log": "log",
+        "normal": "normal", "rand": "rand", "matmul": "matmul", "int32": "int32",
+        "float32": "float32", "concat": "cat", "stack": "stack", "abs": "abs", "eye": "eye",
+        "reshape": ".reshape", "to": ".to", "reduce_sum": ".sum", "argmax": ".argmax",
+        "astype": ".type", "transpose": ".t",
+    }  # fmt: skip
+
+    def is_tensor(self, x: object) -> bool:
+        return isinstance(x, self.fw.Tensor)
+
+    def asarray(self, obj: Any, dtype: str | None = None) -> Tensor:
+        return self.fw.as_tensor(obj, dtype=None if dtype is None else getattr(self.fw, dtype))
+
+    def astype(self, x: Tensor, dtype: str) -> Tensor:
+        return x.to(getattr(self.fw, dtype))
+
+    def reshape(self, x: Tensor, shape: tuple[int, ...]) -> Tensor:
+        return self.fw.reshape(x, shape)
+
+    def permute_dims(self, x: Tensor, axes: tuple[int, ...]) -> Tensor:
+        return self.fw.permute(x, axes)
+
+    def stack(self, arrays: Sequence[Tensor], axis: int = 0) -> Tensor:
+        return self.fw.stack(list(arrays), dim=axis)
+
+    def concat(self, arrays: Sequence[Tensor], axis: int = 0) -> Tensor:
+        return self.fw.cat(list(arrays), dim=axis)
+
+    def matmul(self, x1: Tensor, x2: Tensor) -> Tensor:
+        return self.fw.matmul(x1, x2)
+
+    def sum(self, x: Tensor, axis: int | tuple[int, ...] | None = None) -> Tensor:
+        return self.fw.sum(x) if axis is None else self.fw.sum(x, dim=axis)
+
+    def zeros(self, shape: tuple[int, ...], dtype: str) -> Tensor:
+        return self.fw.zeros(shape, dtype=getattr(self.fw, dtype))
+
+    def dtype_name(self, x: Tensor) -> str:
+        return str(x.dtype).removeprefix("torch.")
+
+    def to_numpy(self, x: Tensor) -> Any:
+        return x.detach().cpu().numpy().copy()

@@ -1,0 +1,76 @@
+"""chanconv: d2l's "Multiple Input and Multiple Output Channels", written once and run on
+NumPy, PyTorch, TensorFlow and MXNet.
+
+>>> import chanconv
+>>> chanconv.corr2d_multi_in([[[0, 1, 2], [3, 4, 5], [6, 7, 8]],
+...                           [[1, 2, 3], [4, 5, 6], [7, 8, 9]]],
+...                          [[[0, 1], [2, 3]], [[1, 2], [3, 4]]])
+array([[ 56.,  72.],
+       [104., 120.]], dtype=float32)
+
+``from chanconv import torch as d2l`` gives a namespace bound to one backend; attributes
+of ``chanconv`` itself that are not defined here (d2l's ``tensor``, ``normal``, ...) follow
+the active backend, so ``import chanconv as d2l`` works too.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from importlib.util import find_spec
+from typing import Any
+
+from chanconv import registry
+
+from chanconv.channels import (
+    corr2d,
+    corr2d_multi_in,
+    corr2d_multi_in_out,
+    corr2d_multi_in_out_1x1,
+)
+from chanconv.registry import (
+    active_name,
+    adapters,
+    backend_for,
+    get_adapter,
+    register,
+    set_backend,
+    use_backend,
+)
+
+__all__ = [
+    "active_name",
+    "adapters",
+    "backend_for",
+    "corr2d",
+    "corr2d_multi_in",
+    "corr2d_multi_in_out",
+    "corr2d_multi_in_out_1x1",
+    "get_adapter",
+    "register",
+    "set_backend",
+    "use_backend",
+]
+__version__ = "0.1.0"
+
+
+
+def __getattr__(name: str) -> Any:
+    # ``from chanconv import <submodule>`` asks here first: resolve nothing for those, and
+    # import lazily through importlib, since ``from chanconv import d2l`` would recurse.
+    if name.startswith("_") or find_spec(f"{__name__}.{name}") is not None:
+        raise AttributeError(f"module 'chanconv' has no attribute {name!r}")
+    d2l = import_module("chanconv.d2l")
+    registry.adapters()
+    if name in registry._names:
+        namespace = d2l.Namespace(registry.canonical_name(name))
+        globals()[name] = namespace
+        return namespace
+    try:
+        return d2l.lookup(name, None)
+    except (AttributeError, ImportError, ValueError):
+        raise AttributeError(f"module 'chanconv' has no attribute {name!r}") from None
+
+
+def __dir__() -> list[str]:
+    d2l = import_module("chanconv.d2l")
+    return sorted({*globals(), *d2l.names(None), *adapters()})

@@ -1,0 +1,3 @@
+from chanconv.cli import main
+
+raise SystemExit(main())

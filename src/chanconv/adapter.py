@@ -1,0 +1,47 @@
+"""What every adapter shares: lazy framework import, version, identity kind handling.
+
+Subclassing is optional: a third-party adapter only has to satisfy
+:class:`chanconv.protocol.ArrayBackend`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any, ClassVar
+
+from chanconv.protocol import Tensor
+
+
+class Adapter:
+    """Base for the built-in adapters. The framework is imported on first use, never before."""
+
+    name: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()
+    framework: ClassVar[str]
+    extra: ClassVar[str]
+    d2l_aliases: ClassVar[Mapping[str, str]] = {}
+
+    @cached_property
+    def fw(self) -> Any:
+        """The framework's top-level module."""
+        return importlib.import_module(self.framework)
+
+    def version(self) -> str:
+        return str(self.fw.__version__)
+
+    def shape(self, x: Tensor) -> tuple[int, ...]:
+        return tuple(int(d) for d in x.shape)
+
+    def restore_kind(self, y: Tensor, like: Tensor) -> Tensor:
+        return y
+
+    def __repr__(self) -> str:
+        return f"<chanconv backend {self.name!r}>"
+
+
+def framework_installed(framework: str) -> bool:
+    """Whether ``framework`` can be imported, without importing it."""
+    return importlib.util.find_spec(framework) is not None

@@ -1,0 +1,64 @@
+"""``python -m chanconv``: the section's computations from a shell."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from chanconv import reference
+from chanconv.channels import corr2d_multi_in, corr2d_multi_in_out, corr2d_multi_in_out_1x1
+from chanconv.registry import active_name, get_adapter, use_backend
+
+
+def _random_nested(rng: random.Random, shape: Sequence[int]) -> Any:
+    if not shape:
+        return rng.gauss(0.0, 1.0)
+    return [_random_nested(rng, shape[1:]) for _ in range(shape[0])]
+
+
+def demo(backend_name: str | None) -> int:
+    """Run the section's three computations on one backend; 0 if all match the book."""
+    adapter = get_adapter(backend_name or active_name())
+    print(f"chanconv demo on {adapter.name} ({adapter.framework} {adapter.version()})\n")
+    failures = 0
+    with use_backend(adapter.name):
+        X, K, K3 = (adapter.asarray(v, "float32") for v in (reference.X, reference.K, reference.K3))
+
+        def report(title: str, result: Any, ok: bool) -> None:
+            nonlocal failures
+            failures += not ok
+            print(f"{title}\n{adapter.to_numpy(result)}\n-> {'matches' if ok else 'DOES NOT MATCH'}"
+                  " the book\n")  # fmt: skip
+
+        y = corr2d_multi_in(X, K)
+        report("corr2d_multi_in(X, K):", y, adapter.to_numpy(y).tolist() == reference.MULTI_IN)
+        y = corr2d_multi_in_out(X, K3)
+        report(f"corr2d_multi_in_out(X, K stacked with K+1, K+2), K shape "
+               f"{adapter.shape(K3)}:", y,
+               adapter.to_numpy(y).tolist() == reference.MULTI_IN_OUT)  # fmt: skip
+
+        rng = random.Random(0)
+        Xr = adapter.asarray(_random_nested(rng, (3, 3, 3)), "float32")
+        Kr = adapter.asarray(_random_nested(rng, (2, 3, 1, 1)), "float32")
+        diff = abs(adapter.to_numpy(corr2d_multi_in_out_1x1(Xr, Kr))
+                   - adapter.to_numpy(corr2d_multi_in_out(Xr, Kr))).sum()  # fmt: skip
+        report(f"1x1 as matmul vs general form on random data, sum |Y1 - Y2| = {diff:.3g}:",
+               corr2d_multi_in_out_1x1(Xr, Kr), bool(diff < reference.ONE_BY_ONE_TOLERANCE))
+    print("all three match" if not failures else f"{failures} of 3 DO NOT MATCH")
+    return 1 if failures else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m chanconv", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo_parser = commands.add_parser("demo", help="run the section's examples and check them")
+    demo_parser.add_argument("--backend", help="numpy, torch, tensorflow or mxnet")
+    args = parser.parse_args(argv)
+    try:
+        return demo(args.backend)
+    except (ImportError, ValueError, TypeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,117 @@
+"""d2l-style namespaces: ``from chanconv import torch as d2l`` and ``import chanconv as d2l``.
+
+One mechanism serves every backend: a namespace offers chanconv's operations plus the
+framework aliases the d2l book reaches through ``d2l.`` (``tensor``, ``normal``,
+``reduce_sum``, ...). Each adapter lists its aliases in a two-form mini-language, so each
+framework keeps the meaning its own d2l tab gives a name:
+
+* ``"random.normal"``: an attribute path into the framework module (``tf.random.normal``);
+* ``".sum"``: a method of the first argument (``d2l.reduce_sum(x, 0)`` is ``x.sum(0)``).
+
+``numpy`` and ``size`` mean the same everywhere and come from the protocol.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+from collections.abc import Callable
+from typing import Any
+
+from chanconv import channels
+from chanconv.protocol import ArrayBackend, Tensor
+from chanconv.registry import active_name, backend_for, get_adapter, use_backend
+
+#: chanconv's own operations, offered by every namespace.
+OPERATIONS: dict[str, Callable[..., Any]] = {
+    "corr2d": channels.corr2d,
+    "corr2d_multi_in": channels.corr2d_multi_in,
+    "corr2d_multi_in_out": channels.corr2d_multi_in_out,
+    "corr2d_multi_in_out_1x1": channels.corr2d_multi_in_out_1x1,
+}
+
+
+def _to_numpy(x: Tensor) -> Any:
+    backend = backend_for(x)
+    if backend is None:
+        raise TypeError(f"numpy() takes a tensor of a known backend, not {type(x).__name__}")
+    return backend.to_numpy(x)
+
+
+def _size(x: Tensor) -> int:
+    backend = backend_for(x)
+    if backend is None:
+        raise TypeError(f"size() takes a tensor of a known backend, not {type(x).__name__}")
+    return math.prod(backend.shape(x))
+
+
+_PROTOCOL_ALIASES: dict[str, Callable[..., Any]] = {"numpy": _to_numpy, "size": _size}
+
+
+def resolve_alias(backend: ArrayBackend, spec: str) -> Any:
+    """The object an alias spec names (see the module docstring)."""
+    if spec.startswith("."):
+        method = spec[1:]
+
+        def call_method(x: Any, *args: Any, **kwargs: Any) -> Any:
+            return getattr(x, method)(*args, **kwargs)
+
+        call_method.__name__ = call_method.__qualname__ = method
+        return call_method
+    obj: Any = getattr(backend, "fw", None) or __import__(backend.framework)
+    for part in spec.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _bind(op: Callable[..., Any], backend_name: str) -> Callable[..., Any]:
+    def bound(*args: Any, **kwargs: Any) -> Any:
+        with use_backend(backend_name):
+            return op(*args, **kwargs)
+
+    bound.__name__, bound.__qualname__, bound.__doc__ = op.__name__, op.__qualname__, op.__doc__
+    return bound
+
+
+def lookup(name: str, backend_name: str | None) -> Any:
+    """``name`` in the namespace of ``backend_name`` (``None``: the active backend).
+    ``AttributeError`` if it is neither an operation nor an alias."""
+    if name in OPERATIONS:
+        op = OPERATIONS[name]
+        return op if backend_name is None else _bind(op, backend_name)
+    if name in _PROTOCOL_ALIASES:
+        return _PROTOCOL_ALIASES[name]
+    adapter = get_adapter(backend_name or active_name())
+    if name in adapter.d2l_aliases:
+        return resolve_alias(adapter, adapter.d2l_aliases[name])
+    raise AttributeError(f"chanconv's {adapter.name} namespace has no attribute {name!r}")
+
+
+def names(backend_name: str | None) -> list[str]:
+    adapter = get_adapter(backend_name or active_name(), require_installed=False)
+    return sorted({*OPERATIONS, *_PROTOCOL_ALIASES, *adapter.d2l_aliases})
+
+
+class Namespace(types.ModuleType):
+    """A module-like object bound to one backend: ``from chanconv import torch as d2l``."""
+
+    def __init__(self, backend_name: str) -> None:
+        super().__init__(f"chanconv.{backend_name}", f"chanconv bound to {backend_name}")
+        self.backend_name = backend_name
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        value = lookup(name, self.backend_name)
+        setattr(self, name, value)  # resolve once; later lookups are plain attributes
+        return value
+
+    def __dir__(self) -> list[str]:
+        return names(self.backend_name)
+
+    def __call__(self, x: Tensor) -> Any:
+        # ``import chanconv as d2l; d2l.numpy(x)`` reaches this namespace object where
+        # d2l code means the alias numpy(x), so the numpy namespace doubles as it.
+        if self.backend_name != "numpy":
+            raise TypeError(f"chanconv.{self.backend_name} is a namespace, not a function")
+        return _to_numpy(x)

@@ -1,0 +1,93 @@
+"""The thin tensor protocol that the backend-neutral core is written against.
+
+Every framework adapter (``chanconv.backends.<name>``) implements :class:`ArrayBackend`.
+Operation names and semantics follow the Python Array API standard
+(https://data-apis.org/array-api/) wherever the standard has the operation:
+``asarray``, ``astype``, ``reshape``, ``permute_dims``, ``stack``, ``concat``, ``matmul``,
+``sum``, ``zeros``. Slicing uses the standard's ``__getitem__`` with basic slices, and the
+core adds tensors with ``+``, which every framework differentiates.
+
+What the standard does not have is named here explicitly, and kept to the minimum the core
+needs: reading a dtype's name, converting to NumPy for display, and handing a result back in
+the caller's array kind (MXNet has two: ``mx.nd.NDArray`` and ``mx.np.ndarray``).
+
+Dtypes cross the protocol as their standard names (``"float32"``), never as framework
+objects, so the core can reason about them without importing anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+#: A framework's own tensor type. The core never looks inside one.
+Tensor = Any
+
+#: Floating dtypes the core computes in, narrowest first within each family.
+FLOATING_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+@runtime_checkable
+class ArrayBackend(Protocol):
+    """What an adapter provides. See ``backends/numpy.py`` for the shortest example."""
+
+    #: Canonical backend name, as used by ``use_backend`` and ``CHANCONV_BACKEND``.
+    name: str
+    #: Other accepted spellings (``"pytorch"``, ``"tf"``, ``"mx"``).
+    aliases: tuple[str, ...]
+    #: Import name of the framework; the adapter never imports it before the user has.
+    framework: str
+    #: The pip extra that installs the framework: ``pip install 'chanconv[<extra>]'``.
+    extra: str
+    #: d2l's per-framework aliases (``tensor``, ``normal``, ``reduce_sum``, ...), in the
+    #: mini-language of :func:`chanconv.d2l.resolve_alias`.
+    d2l_aliases: Mapping[str, str]
+
+    def is_tensor(self, x: object) -> bool:
+        """Whether ``x`` is this framework's tensor. Called only once the framework is
+        imported, and cached per ``type(x)``."""
+        ...
+
+    def version(self) -> str:
+        """The framework's version string."""
+        ...
+
+    # --- Array API standard -------------------------------------------------------------
+    def asarray(self, obj: Any, dtype: str | None = None) -> Tensor:
+        """A tensor from nested lists (or a tensor of this backend, returned as is)."""
+        ...
+
+    def astype(self, x: Tensor, dtype: str) -> Tensor: ...
+
+    def reshape(self, x: Tensor, shape: tuple[int, ...]) -> Tensor: ...
+
+    def permute_dims(self, x: Tensor, axes: tuple[int, ...]) -> Tensor: ...
+
+    def stack(self, arrays: Sequence[Tensor], axis: int = 0) -> Tensor: ...
+
+    def concat(self, arrays: Sequence[Tensor], axis: int = 0) -> Tensor: ...
+
+    def matmul(self, x1: Tensor, x2: Tensor) -> Tensor:
+        """Array API ``matmul``, broadcasting over leading dimensions."""
+        ...
+
+    def sum(self, x: Tensor, axis: int | tuple[int, ...] | None = None) -> Tensor: ...
+
+    def zeros(self, shape: tuple[int, ...], dtype: str) -> Tensor: ...
+
+    # --- beyond the standard --------------------------------------------------------------
+    def shape(self, x: Tensor) -> tuple[int, ...]:
+        """The shape as a tuple of Python ints (TensorFlow's is a ``TensorShape``)."""
+        ...
+
+    def dtype_name(self, x: Tensor) -> str:
+        """The standard name of ``x``'s dtype (``"float32"``), whatever the framework."""
+        ...
+
+    def to_numpy(self, x: Tensor) -> Any:
+        """A NumPy copy of ``x`` (detached from any autograd graph)."""
+        ...
+
+    def restore_kind(self, y: Tensor, like: Tensor) -> Tensor:
+        """``y`` in the same array kind as the caller's ``like``."""
+        ...
