@@ -8,8 +8,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from chanconv.adapter import Adapter
-from chanconv.backends.numpy import NUMPY_D2L_ALIASES
+from chanconv.d2l import NUMPY_D2L_ALIASES
 from chanconv.protocol import Tensor
+
+# d2l's mxnet tab is NumPy's spelling under ``mx.np``.
+MXNET_D2L_ALIASES = {
+    **{k: v if v.startswith(".") else f"np.{v}" for k, v in NUMPY_D2L_ALIASES.items()},
+    "to": ".as_in_context",
+}
 
 
 class MxnetBackend(Adapter):
@@ -17,11 +23,7 @@ class MxnetBackend(Adapter):
     aliases = ("mx",)
     framework = "mxnet"
     extra = "mxnet"
-    # d2l's mxnet tab is NumPy's spelling under ``mx.np``.
-    d2l_aliases = {
-        **{k: v if v.startswith(".") else f"np.{v}" for k, v in NUMPY_D2L_ALIASES.items()},
-        "to": ".as_in_context",
-    }
+    d2l_aliases = MXNET_D2L_ALIASES
 
     def is_tensor(self, x: object) -> bool:
         # mx.np.ndarray subclasses mx.nd.NDArray, so this accepts both styles.

@@ -6,18 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from chanconv.adapter import Adapter
+from chanconv.d2l import NUMPY_D2L_ALIASES
 from chanconv.protocol import Tensor
-
-#: d2l's aliases in NumPy spelling; MXNet's ``mx.np`` reuses them under ``np.``.
-NUMPY_D2L_ALIASES = {
-    "ones": "ones", "zeros": "zeros", "tensor": "array", "arange": "arange",
-    "meshgrid": "meshgrid", "sin": "sin", "sinh": "sinh", "cos": "cos", "cosh": "cosh",
-    "tanh": "tanh", "linspace": "linspace", "exp": "exp", "log": "log",
-    "normal": "random.normal", "rand": "random.rand", "matmul": "dot", "int32": "int32",
-    "float32": "float32", "concat": "concatenate", "stack": "stack", "abs": "abs",
-    "eye": "eye", "transpose": "transpose", "reshape": ".reshape", "reduce_sum": ".sum",
-    "argmax": ".argmax", "astype": ".astype",
-}  # fmt: skip
 
 
 class NumpyBackend(Adapter):

@@ -9,22 +9,24 @@ from typing import Any
 from chanconv.adapter import Adapter
 from chanconv.protocol import Tensor
 
+# As in d2l's tensorflow tab; note ``normal`` takes (shape, mean, stddev) here.
+TENSORFLOW_D2L_ALIASES = {
+    "ones": "ones", "zeros": "zeros", "tensor": "constant", "arange": "range",
+    "meshgrid": "meshgrid", "sin": "sin", "sinh": "sinh", "cos": "cos", "cosh": "cosh",
+    "tanh": "tanh", "linspace": "linspace", "exp": "exp", "log": "math.log",
+    "normal": "random.normal", "rand": "random.uniform", "matmul": "matmul",
+    "int32": "int32", "float32": "float32", "concat": "concat", "stack": "stack",
+    "abs": "abs", "eye": "eye", "reshape": "reshape", "reduce_sum": "reduce_sum",
+    "argmax": "argmax", "astype": "cast", "transpose": "transpose",
+}  # fmt: skip
+
 
 class TensorflowBackend(Adapter):
     name = "tensorflow"
     aliases = ("tf",)
     framework = "tensorflow"
     extra = "tensorflow"
-    # As in d2l's tensorflow tab; note ``normal`` takes (shape, mean, stddev) here.
-    d2l_aliases = {
-        "ones": "ones", "zeros": "zeros", "tensor": "constant", "arange": "range",
-        "meshgrid": "meshgrid", "sin": "sin", "sinh": "sinh", "cos": "cos", "cosh": "cosh",
-        "tanh": "tanh", "linspace": "linspace", "exp": "exp", "log": "math.log",
-        "normal": "random.normal", "rand": "random.uniform", "matmul": "matmul",
-        "int32": "int32", "float32": "float32", "concat": "concat", "stack": "stack",
-        "abs": "abs", "eye": "eye", "reshape": "reshape", "reduce_sum": "reduce_sum",
-        "argmax": "argmax", "astype": "cast", "transpose": "transpose",
-    }  # fmt: skip
+    d2l_aliases = TENSORFLOW_D2L_ALIASES
 
     def is_tensor(self, x: object) -> bool:
         return isinstance(x, (self.fw.Tensor, self.fw.Variable))

@@ -8,22 +8,24 @@ from typing import Any
 from chanconv.adapter import Adapter
 from chanconv.protocol import Tensor
 
+# As in d2l's torch tab: torch's own functions, and methods where d2l used a lambda.
+TORCH_D2L_ALIASES = {
+    "ones": "ones", "zeros": "zeros", "tensor": "tensor", "arange": "arange",
+    "meshgrid": "meshgrid", "sin": "sin", "sinh": "sinh", "cos": "cos", "cosh": "cosh",
+    "tanh": "tanh", "linspace": "linspace", "exp": "exp", "log": "log",
+    "normal": "normal", "rand": "rand", "matmul": "matmul", "int32": "int32",
+    "float32": "float32", "concat": "cat", "stack": "stack", "abs": "abs", "eye": "eye",
+    "reshape": ".reshape", "to": ".to", "reduce_sum": ".sum", "argmax": ".argmax",
+    "astype": ".type", "transpose": ".t",
+}  # fmt: skip
+
 
 class TorchBackend(Adapter):
     name = "torch"
     aliases = ("pytorch",)
     framework = "torch"
     extra = "torch"
-    # As in d2l's torch tab: torch's own functions, and methods where d2l used a lambda.
-    d2l_aliases = {
-        "ones": "ones", "zeros": "zeros", "tensor": "tensor", "arange": "arange",
-        "meshgrid": "meshgrid", "sin": "sin", "sinh": "sinh", "cos": "cos", "cosh": "cosh",
-        "tanh": "tanh", "linspace": "linspace", "exp": "exp", "log": "log",
-        "normal": "normal", "rand": "rand", "matmul": "matmul", "int32": "int32",
-        "float32": "float32", "concat": "cat", "stack": "stack", "abs": "abs", "eye": "eye",
-        "reshape": ".reshape", "to": ".to", "reduce_sum": ".sum", "argmax": ".argmax",
-        "astype": ".type", "transpose": ".t",
-    }  # fmt: skip
+    d2l_aliases = TORCH_D2L_ALIASES
 
     def is_tensor(self, x: object) -> bool:
         return isinstance(x, self.fw.Tensor)

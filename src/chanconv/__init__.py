@@ -20,7 +20,6 @@ from importlib.util import find_spec
 from typing import Any
 
 from chanconv import registry
-
 from chanconv.channels import (
     corr2d,
     corr2d_multi_in,
@@ -51,7 +50,6 @@ __all__ = [
     "use_backend",
 ]
 __version__ = "0.1.0"
-
 
 
 def __getattr__(name: str) -> Any:

@@ -99,9 +99,7 @@ def corr2d_multi_in(X: object, K: object) -> Tensor:
 def corr2d_multi_in_out(X: object, K: object) -> Tensor:
     """One output channel per kernel: X (ci, h, w), K (co, ci, kh, kw) ->
     (co, h-kh+1, w-kw+1)."""
-    backend, x, k, xt, kt = _run(
-        "corr2d_multi_in_out", X, K, "(ci, h, w)", "(co, ci, kh, kw)", 1
-    )
+    backend, x, k, xt, kt = _run("corr2d_multi_in_out", X, K, "(ci, h, w)", "(co, ci, kh, kw)", 1)
     (ci, h, w), (co, _, kh, kw) = x.shape, k.shape
     y = cross_correlate(backend, backend.reshape(xt, (1, ci, h, w)), kt, (1, ci, h, w), k.shape)
     return _finish(backend, backend.reshape(y, (co, h - kh + 1, w - kw + 1)), x, k)
@@ -110,9 +108,7 @@ def corr2d_multi_in_out(X: object, K: object) -> Tensor:
 def corr2d_multi_in_out_1x1(X: object, K: object) -> Tensor:
     """A 1x1 convolution as the matrix multiplication it is: every pixel's channel vector
     times the (co, ci) weight matrix. X (ci, h, w), K (co, ci, 1, 1) -> (co, h, w)."""
-    backend, x, k, xt, kt = _run(
-        "corr2d_multi_in_out_1x1", X, K, "(ci, h, w)", "(co, ci, 1, 1)", 1
-    )
+    backend, x, k, xt, kt = _run("corr2d_multi_in_out_1x1", X, K, "(ci, h, w)", "(co, ci, 1, 1)", 1)
     (ci, h, w), (co, _, kh, kw) = x.shape, k.shape
     if (kh, kw) != (1, 1):
         raise ValueError(

@@ -45,8 +45,11 @@ def demo(backend_name: str | None) -> int:
         Kr = adapter.asarray(_random_nested(rng, (2, 3, 1, 1)), "float32")
         diff = abs(adapter.to_numpy(corr2d_multi_in_out_1x1(Xr, Kr))
                    - adapter.to_numpy(corr2d_multi_in_out(Xr, Kr))).sum()  # fmt: skip
-        report(f"1x1 as matmul vs general form on random data, sum |Y1 - Y2| = {diff:.3g}:",
-               corr2d_multi_in_out_1x1(Xr, Kr), bool(diff < reference.ONE_BY_ONE_TOLERANCE))
+        report(
+            f"1x1 as matmul vs general form on random data, sum |Y1 - Y2| = {diff:.3g}:",
+            corr2d_multi_in_out_1x1(Xr, Kr),
+            bool(diff < reference.ONE_BY_ONE_TOLERANCE),
+        )
     print("all three match" if not failures else f"{failures} of 3 DO NOT MATCH")
     return 1 if failures else 0
 

@@ -22,6 +22,18 @@ from chanconv import channels
 from chanconv.protocol import ArrayBackend, Tensor
 from chanconv.registry import active_name, backend_for, get_adapter, use_backend
 
+#: d2l's aliases in NumPy's spelling, shared by the numpy adapter and MXNet's ``mx.np``
+#: (under ``np.``): d2l's mxnet tab is exactly this.
+NUMPY_D2L_ALIASES = {
+    "ones": "ones", "zeros": "zeros", "tensor": "array", "arange": "arange",
+    "meshgrid": "meshgrid", "sin": "sin", "sinh": "sinh", "cos": "cos", "cosh": "cosh",
+    "tanh": "tanh", "linspace": "linspace", "exp": "exp", "log": "log",
+    "normal": "random.normal", "rand": "random.rand", "matmul": "dot", "int32": "int32",
+    "float32": "float32", "concat": "concatenate", "stack": "stack", "abs": "abs",
+    "eye": "eye", "transpose": "transpose", "reshape": ".reshape", "reduce_sum": ".sum",
+    "argmax": ".argmax", "astype": ".astype",
+}  # fmt: skip
+
 #: chanconv's own operations, offered by every namespace.
 OPERATIONS: dict[str, Callable[..., Any]] = {
     "corr2d": channels.corr2d,
