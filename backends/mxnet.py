@@ -59,6 +59,16 @@ class MxnetBackend(Adapter):
     def zeros(self, shape: tuple[int, ...], dtype: str) -> Tensor:
         return self.fw.np.zeros(shape, dtype=dtype)
 
+    def conv2d_native(
+        self, x: Tensor, k: Tensor, *, stride: tuple[int, int], padding: tuple[int, int],
+        dilation: tuple[int, int], groups: int,
+    ) -> Tensor:  # fmt: skip
+        co, _, kh, kw = k.shape
+        return self.fw.npx.convolution(
+            x, k, None, kernel=(kh, kw), stride=stride, dilate=dilation, pad=padding,
+            num_filter=co, num_group=groups, no_bias=True, layout="NCHW",
+        )  # fmt: skip
+
     def dtype_name(self, x: Tensor) -> str:
         import numpy  # MXNet depends on NumPy and describes dtypes with its types
 

@@ -63,6 +63,36 @@ class TensorflowBackend(Adapter):
     def shape(self, x: Tensor) -> tuple[int, ...]:
         return tuple(int(d) for d in x.shape.as_list())
 
+    def conv2d_native(
+        self, x: Tensor, k: Tensor, *, stride: tuple[int, int], padding: tuple[int, int],
+        dilation: tuple[int, int], groups: int,
+    ) -> Tensor:  # fmt: skip
+        tf = self.fw
+        # TensorFlow's CPU kernels want NHWC, refuse grouped convolution, and refuse a
+        # stride above 1 together with a dilation above 1. Groups run one by one; the
+        # stride is then taken by subsampling the stride-1 output, which is exact.
+        (ph, pw), subsample = padding, stride if min(dilation) > 1 else (1, 1)
+        conv_stride = (1, 1) if subsample != (1, 1) else stride
+
+        def one(xg: Tensor, kg: Tensor) -> Tensor:
+            return tf.nn.conv2d(
+                xg, tf.transpose(kg, (2, 3, 1, 0)), strides=(1, *conv_stride, 1),
+                padding=((0, 0), (ph, ph), (pw, pw), (0, 0)), dilations=(1, *dilation, 1),
+            )  # fmt: skip
+
+        xs = tf.transpose(x, (0, 2, 3, 1))
+        if groups == 1:
+            y = one(xs, k)
+        else:
+            y = tf.concat(
+                [one(xg, kg) for xg, kg in zip(tf.split(xs, groups, axis=3),
+                                               tf.split(k, groups, axis=0), strict=True)],
+                axis=3,
+            )  # fmt: skip
+        if subsample != (1, 1):
+            y = y[:, :: subsample[0], :: subsample[1], :]
+        return tf.transpose(y, (0, 3, 1, 2))
+
     def dtype_name(self, x: Tensor) -> str:
         return str(x.dtype.name)
 

@@ -57,6 +57,14 @@ class TorchBackend(Adapter):
     def zeros(self, shape: tuple[int, ...], dtype: str) -> Tensor:
         return self.fw.zeros(shape, dtype=getattr(self.fw, dtype))
 
+    def conv2d_native(
+        self, x: Tensor, k: Tensor, *, stride: tuple[int, int], padding: tuple[int, int],
+        dilation: tuple[int, int], groups: int,
+    ) -> Tensor:  # fmt: skip
+        return self.fw.nn.functional.conv2d(
+            x, k, stride=stride, padding=padding, dilation=dilation, groups=groups
+        )
+
     def dtype_name(self, x: Tensor) -> str:
         return str(x.dtype).removeprefix("torch.")
 

@@ -21,11 +21,16 @@ from typing import Any
 
 from chanconv import registry
 from chanconv.channels import (
+    conv2d,
+    conv2d_vjp,
     corr2d,
     corr2d_multi_in,
     corr2d_multi_in_out,
     corr2d_multi_in_out_1x1,
 )
+from chanconv.compose import block_diagonal_kernel, compose_kernels
+from chanconv.conv import im2col_limit, set_im2col_limit
+from chanconv.cost import ConvCost, conv2d_cost
 from chanconv.registry import (
     active_name,
     adapters,
@@ -37,15 +42,23 @@ from chanconv.registry import (
 )
 
 __all__ = [
+    "ConvCost",
     "active_name",
     "adapters",
     "backend_for",
+    "block_diagonal_kernel",
+    "compose_kernels",
+    "conv2d",
+    "conv2d_cost",
+    "conv2d_vjp",
     "corr2d",
     "corr2d_multi_in",
     "corr2d_multi_in_out",
     "corr2d_multi_in_out_1x1",
     "get_adapter",
+    "im2col_limit",
     "register",
+    "set_im2col_limit",
     "set_backend",
     "use_backend",
 ]

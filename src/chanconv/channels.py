@@ -1,35 +1,24 @@
-"""The section's operations, written once against the protocol.
+"""The public convolution operations: the section's four functions, the general ``conv2d``
+and its explicit backward pass ``conv2d_vjp``.
 
-All four reduce to one computation, :func:`cross_correlate`: the input's kh*kw shifted
-windows are stacked along the channel axis and one matrix multiplication over
-(channel, offset) pairs produces every output channel at once. No Python loop runs over
-pixels or channels and nothing is written in place, so the same code works on frameworks
-whose tensors are immutable (TensorFlow) and stays differentiable everywhere.
+Every function here checks its arguments, converts them to one backend and one dtype, and
+hands the computation to :mod:`chanconv.conv`. The section's functions are ``conv2d`` on
+one unbatched image with stride 1 and no padding; only the 1x1 form keeps its own body, the
+single matrix multiplication the section uses it to show.
 """
 
 from __future__ import annotations
 
+from chanconv.conv import ALGORITHMS, convolve, has_native
+from chanconv.geometry import ConvGeometry, IntPair, Padding, conv_geometry
+from chanconv.grad import convolve_vjp
 from chanconv.inputs import Operand, kind_source, operand, pick_backend, unify_dtypes
 from chanconv.protocol import ArrayBackend, Tensor
 
 
-def cross_correlate(
-    backend: ArrayBackend, x: Tensor, k: Tensor, x_shape: tuple[int, ...],
-    k_shape: tuple[int, ...],
-) -> Tensor:  # fmt: skip
-    """(n, ci, h, w) cross-correlated with (co, ci, kh, kw) gives (n, co, h-kh+1, w-kw+1).
-    Shapes are passed in, already validated."""
-    n, ci, h, w = x_shape
-    co, _, kh, kw = k_shape
-    oh, ow = h - kh + 1, w - kw + 1
-    if kh == kw == 1:
-        columns = backend.reshape(x, (n, ci, h * w))
-    else:
-        windows = [x[:, :, i : i + oh, j : j + ow] for i in range(kh) for j in range(kw)]
-        # (n, ci, kh*kw, oh, ow): channel-major, then offset, matching K's memory order.
-        columns = backend.reshape(backend.stack(windows, axis=2), (n, ci * kh * kw, oh * ow))
-    y = backend.matmul(backend.reshape(k, (co, ci * kh * kw)), columns)
-    return backend.reshape(y, (n, co, oh, ow))
+def _finish(backend: ArrayBackend, y: Tensor, *operands: Operand) -> Tensor:
+    like = kind_source(*operands)
+    return y if like is None else backend.restore_kind(y, like)
 
 
 def _check_fits(op: str, x: Operand, k: Operand) -> None:
@@ -50,22 +39,24 @@ def _check_channels(op: str, x: Operand, k: Operand, k_axis: int) -> None:
         )
 
 
-def _run(
+def _section_op(
     op: str, X: object, K: object, x_layout: str, k_layout: str, k_channel_axis: int | None
-) -> tuple[ArrayBackend, Operand, Operand, Tensor, Tensor]:
+) -> tuple[ArrayBackend, Operand, Operand, Tensor, Tensor, str]:
     backend = pick_backend(X=X, K=K)
-    x = operand(backend, "X", X, len(x_layout.split(",")), x_layout)
-    k = operand(backend, "K", K, len(k_layout.split(",")), k_layout)
+    x = operand(backend, "X", X, x_layout.count(",") + 1, x_layout)
+    k = operand(backend, "K", K, k_layout.count(",") + 1, k_layout)
     if k_channel_axis is not None:
         _check_channels(op, x, k, k_channel_axis)
     _check_fits(op, x, k)
-    _, (xt, kt) = unify_dtypes(backend, x, k)
-    return backend, x, k, xt, kt
+    dtype, (xt, kt) = unify_dtypes(backend, x, k)
+    return backend, x, k, xt, kt, dtype
 
 
-def _finish(backend: ArrayBackend, y: Tensor, *operands: Operand) -> Tensor:
-    like = kind_source(*operands)
-    return y if like is None else backend.restore_kind(y, like)
+def _valid(backend: ArrayBackend, x: Tensor, k: Tensor, x4: tuple[int, ...],
+           k4: tuple[int, ...], dtype: str) -> Tensor:  # fmt: skip
+    """Stride 1, no padding, one image: the section's setting."""
+    g = conv_geometry(x4, k4)
+    return convolve(backend, backend.reshape(x, x4), backend.reshape(k, k4), g, dtype, "auto")
 
 
 def corr2d(X: object, K: object) -> Tensor:
@@ -75,40 +66,40 @@ def corr2d(X: object, K: object) -> Tensor:
     array([[19., 25.],
            [37., 43.]], dtype=float32)
     """
-    backend, x, k, xt, kt = _run("corr2d", X, K, "(h, w)", "(kh, kw)", None)
+    backend, x, k, xt, kt, dtype = _section_op("corr2d", X, K, "(h, w)", "(kh, kw)", None)
     (h, w), (kh, kw) = x.shape, k.shape
-    y = cross_correlate(
-        backend, backend.reshape(xt, (1, 1, h, w)), backend.reshape(kt, (1, 1, kh, kw)),
-        (1, 1, h, w), (1, 1, kh, kw),
-    )  # fmt: skip
+    y = _valid(backend, xt, kt, (1, 1, h, w), (1, 1, kh, kw), dtype)
     return _finish(backend, backend.reshape(y, (h - kh + 1, w - kw + 1)), x, k)
 
 
 def corr2d_multi_in(X: object, K: object) -> Tensor:
     """Cross-correlation summed over input channels: X (ci, h, w), K (ci, kh, kw) ->
     (h-kh+1, w-kw+1). The section's first example gives [[56, 72], [104, 120]]."""
-    backend, x, k, xt, kt = _run("corr2d_multi_in", X, K, "(ci, h, w)", "(ci, kh, kw)", 0)
+    backend, x, k, xt, kt, dtype = _section_op(
+        "corr2d_multi_in", X, K, "(ci, h, w)", "(ci, kh, kw)", 0
+    )
     (ci, h, w), (_, kh, kw) = x.shape, k.shape
-    y = cross_correlate(
-        backend, backend.reshape(xt, (1, ci, h, w)), backend.reshape(kt, (1, ci, kh, kw)),
-        (1, ci, h, w), (1, ci, kh, kw),
-    )  # fmt: skip
+    y = _valid(backend, xt, kt, (1, ci, h, w), (1, ci, kh, kw), dtype)
     return _finish(backend, backend.reshape(y, (h - kh + 1, w - kw + 1)), x, k)
 
 
 def corr2d_multi_in_out(X: object, K: object) -> Tensor:
     """One output channel per kernel: X (ci, h, w), K (co, ci, kh, kw) ->
     (co, h-kh+1, w-kw+1)."""
-    backend, x, k, xt, kt = _run("corr2d_multi_in_out", X, K, "(ci, h, w)", "(co, ci, kh, kw)", 1)
+    backend, x, k, xt, kt, dtype = _section_op(
+        "corr2d_multi_in_out", X, K, "(ci, h, w)", "(co, ci, kh, kw)", 1
+    )
     (ci, h, w), (co, _, kh, kw) = x.shape, k.shape
-    y = cross_correlate(backend, backend.reshape(xt, (1, ci, h, w)), kt, (1, ci, h, w), k.shape)
+    y = _valid(backend, xt, kt, (1, ci, h, w), k.shape, dtype)
     return _finish(backend, backend.reshape(y, (co, h - kh + 1, w - kw + 1)), x, k)
 
 
 def corr2d_multi_in_out_1x1(X: object, K: object) -> Tensor:
     """A 1x1 convolution as the matrix multiplication it is: every pixel's channel vector
     times the (co, ci) weight matrix. X (ci, h, w), K (co, ci, 1, 1) -> (co, h, w)."""
-    backend, x, k, xt, kt = _run("corr2d_multi_in_out_1x1", X, K, "(ci, h, w)", "(co, ci, 1, 1)", 1)
+    backend, x, k, xt, kt, _ = _section_op(
+        "corr2d_multi_in_out_1x1", X, K, "(ci, h, w)", "(co, ci, 1, 1)", 1
+    )
     (ci, h, w), (co, _, kh, kw) = x.shape, k.shape
     if (kh, kw) != (1, 1):
         raise ValueError(
@@ -117,3 +108,114 @@ def corr2d_multi_in_out_1x1(X: object, K: object) -> Tensor:
         )
     y = backend.matmul(backend.reshape(kt, (co, ci)), backend.reshape(xt, (ci, h * w)))
     return _finish(backend, backend.reshape(y, (co, h, w)), x, k)
+
+
+def _conv_operands(
+    op: str, X: object, K: object, bias: object, stride: IntPair, padding: Padding,
+    dilation: IntPair, groups: int, extra: dict[str, object] | None = None,
+) -> tuple[ArrayBackend, ConvGeometry, list[Operand], bool]:  # fmt: skip
+    """Check conv2d-style arguments; returns the backend, the geometry (always batched),
+    the operands X, K, [bias], [extra...], and whether X came unbatched."""
+    backend = pick_backend(X=X, K=K, bias=bias, **(extra or {}))
+    x = operand(backend, "X", X, (3, 4), "(n, ci, h, w) or (ci, h, w)")
+    k = operand(backend, "K", K, 4, "(co, ci/groups, kh, kw)")
+    unbatched = len(x.shape) == 3
+    g = conv_geometry(
+        (1, *x.shape) if unbatched else x.shape, k.shape, stride=stride, padding=padding,
+        dilation=dilation, groups=groups, op=op,
+    )  # fmt: skip
+    ops = [x, k]
+    if bias is not None:
+        b = operand(backend, "bias", bias, 1, "(co,)")
+        if b.shape != (g.co,):
+            raise ValueError(
+                f"{op}: bias has shape {b.shape} but K (shape {k.shape}) has {g.co} output "
+                f"channels; bias must have shape ({g.co},)"
+            )
+        ops.append(b)
+    return backend, g, ops, unbatched
+
+
+def conv2d(
+    X: object,
+    K: object,
+    bias: object = None,
+    *,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    algorithm: str = "auto",
+) -> Tensor:
+    """2-D convolution (cross-correlation) as deep-learning frameworks define it.
+
+    X is (n, ci, h, w) or one image (ci, h, w); K is (co, ci/groups, kh, kw); bias is (co,)
+    or None. ``stride``, ``padding`` and ``dilation`` take an int or an (h, w) pair;
+    ``padding`` also takes ``"valid"`` (none) and ``"same"`` (output size ceil(h/stride),
+    the odd pixel after, as TensorFlow pads). The output is (n, co, oh, ow) with
+    oh = floor((h + 2*ph - dh*(kh-1) - 1) / sh) + 1, or (co, oh, ow) for one image.
+    ``algorithm`` is ``"direct"``, ``"im2col"``, ``"native"`` (the framework's own
+    convolution) or ``"auto"``; see :mod:`chanconv.conv`. All agree to rounding.
+
+    >>> X = [[[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[1, 2, 3], [4, 5, 6], [7, 8, 9]]]
+    >>> K = [[[[0, 1], [2, 3]], [[1, 2], [3, 4]]]]
+    >>> conv2d(X, K, padding=1, stride=2).shape
+    (1, 2, 2)
+    """
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+    backend, g, ops, unbatched = _conv_operands(
+        "conv2d", X, K, bias, stride, padding, dilation, groups
+    )
+    if algorithm == "native" and not has_native(backend):
+        raise ValueError(
+            f"conv2d: algorithm='native' needs a backend with its own convolution; the "
+            f"{backend.name} backend has none: use 'direct', 'im2col' or 'auto'"
+        )
+    dtype, tensors = unify_dtypes(backend, *ops)
+    x = backend.reshape(tensors[0], g.input_shape) if unbatched else tensors[0]
+    y = convolve(backend, x, tensors[1], g, dtype, algorithm)
+    if bias is not None:
+        y = y + backend.reshape(tensors[2], (1, g.co, 1, 1))
+    if unbatched:
+        y = backend.reshape(y, g.output_shape[1:])
+    return _finish(backend, y, *ops)
+
+
+def conv2d_vjp(
+    X: object,
+    K: object,
+    dY: object,
+    *,
+    bias: object = None,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """The gradients (dX, dK, dbias) of ``sum(conv2d(X, K, bias, ...) * dY)``: the
+    backward pass for backends without autograd (NumPy), written against the protocol and
+    so available on every backend. ``dbias`` is None when ``bias`` is None (its value does
+    not enter the gradients; only its presence does)."""
+    backend, g, ops, unbatched = _conv_operands(
+        "conv2d_vjp", X, K, bias, stride, padding, dilation, groups, {"dY": dY}
+    )
+    expected = g.output_shape[1:] if unbatched else g.output_shape
+    dy = operand(backend, "dY", dY, len(expected), "the output's shape")
+    if dy.shape != expected:
+        raise ValueError(
+            f"conv2d_vjp: dY has shape {dy.shape} but conv2d's output has shape {expected}"
+        )
+    dtype, tensors = unify_dtypes(backend, *ops, dy)
+    x, dyt = tensors[0], tensors[-1]
+    if unbatched:
+        x, dyt = backend.reshape(x, g.input_shape), backend.reshape(dyt, g.output_shape)
+    dx, dk = convolve_vjp(backend, x, tensors[1], dyt, g, dtype)
+    if unbatched:
+        dx = backend.reshape(dx, g.input_shape[1:])
+    dbias = backend.sum(dyt, axis=(0, 2, 3)) if bias is not None else None
+    like = kind_source(*ops, dy)
+    if like is not None:
+        dx, dk = backend.restore_kind(dx, like), backend.restore_kind(dk, like)
+        dbias = None if dbias is None else backend.restore_kind(dbias, like)
+    return dx, dk, dbias

@@ -94,9 +94,13 @@ def pick_backend(**arguments: object) -> ArrayBackend:
     return active_backend()
 
 
-def operand(backend: ArrayBackend, name: str, value: object, ndim: int, layout: str) -> Operand:
+def operand(
+    backend: ArrayBackend, name: str, value: object, ndim: int | tuple[int, ...], layout: str
+) -> Operand:
     """Check ``value`` (rank, emptiness, numeric floating dtype) and convert it to
-    ``backend``. ``layout`` names the axes for messages, e.g. ``"(ci, h, w)"``."""
+    ``backend``. ``ndim`` is the rank required (or the ranks allowed); ``layout`` names the
+    axes for messages, e.g. ``"(ci, h, w)"``."""
+    ranks = (ndim,) if isinstance(ndim, int) else ndim
     if isinstance(value, (list, tuple)):
         shape = _nested_shape(value, name)
         dtype = LIST_DTYPE
@@ -108,9 +112,10 @@ def operand(backend: ArrayBackend, name: str, value: object, ndim: int, layout: 
                 f"{name} has dtype {dtype}; chanconv convolves floating tensors "
                 f"({', '.join(FLOATING_DTYPES)}): cast it first, e.g. to float32"
             )
-    if len(shape) != ndim:
+    if len(shape) not in ranks:
+        allowed = " or ".join(map(str, ranks))
         raise ValueError(
-            f"{name} has shape {shape} ({len(shape)} dimensions) but must have {ndim} "
+            f"{name} has shape {shape} ({len(shape)} dimensions) but must have {allowed} "
             f"dimensions, laid out as {layout}"
         )
     if 0 in shape:

@@ -91,3 +91,27 @@ class ArrayBackend(Protocol):
     def restore_kind(self, y: Tensor, like: Tensor) -> Tensor:
         """``y`` in the same array kind as the caller's ``like``."""
         ...
+
+
+@runtime_checkable
+class NativeConv2d(Protocol):
+    """Optional extension: the framework's own 2-D convolution, used by
+    ``algorithm="native"`` and preferred by ``"auto"``.
+
+    Takes x (n, ci, h, w) and k (co, ci/groups, kh, kw) in the backend's working kind and
+    one dtype, symmetric zero padding (ph, pw), and returns (n, co, oh, ow), differentiable
+    by the framework's autograd. It must give the right answer for every combination the
+    core accepts (the core checks arguments first); where the framework's own kernel
+    refuses a combination, the adapter works around it rather than raising.
+    """
+
+    def conv2d_native(
+        self,
+        x: Tensor,
+        k: Tensor,
+        *,
+        stride: tuple[int, int],
+        padding: tuple[int, int],
+        dilation: tuple[int, int],
+        groups: int,
+    ) -> Tensor: ...

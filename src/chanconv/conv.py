@@ -1,0 +1,196 @@
+"""2-D convolution (cross-correlation, as in deep learning) with stride, padding, dilation,
+groups, bias and batches, by three algorithms written once against the protocol.
+
+* ``direct``: the sum over the kh*kw kernel offsets of a 1x1 convolution of the shifted
+  (strided, dilated) input window, each a matmul over channels: the section's 1x1 insight,
+  generalized. Extra memory: one window.
+* ``im2col``: all windows unfolded into one matrix and multiplied once (the section's
+  exercise 6), in tiles of output rows and images so the unfolded matrix never exceeds
+  :func:`im2col_limit` bytes (:func:`set_im2col_limit`).
+* ``native``: the framework's own convolution, through the optional protocol extension
+  :class:`chanconv.protocol.NativeConv2d`.
+
+``auto`` (see :func:`choose_algorithm`) picks one of them.
+"""
+
+from __future__ import annotations
+
+from chanconv.geometry import ConvGeometry
+from chanconv.protocol import ArrayBackend, NativeConv2d, Tensor
+
+ALGORITHMS = ("auto", "direct", "im2col", "native")
+ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
+
+_im2col_limit = 64 * 2**20
+
+
+def im2col_limit() -> int:
+    """Bytes the im2col algorithm may spend on its unfolded matrix at once (default 64 MiB)."""
+    return _im2col_limit
+
+
+def set_im2col_limit(nbytes: int) -> int:
+    """Bound im2col's unfolded matrix by ``nbytes`` from now on; returns the old bound."""
+    global _im2col_limit
+    if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 1:
+        raise ValueError(f"the im2col limit must be a positive number of bytes, not {nbytes!r}")
+    previous, _im2col_limit = _im2col_limit, nbytes
+    return previous
+
+
+def has_native(backend: ArrayBackend) -> bool:
+    return isinstance(backend, NativeConv2d)
+
+
+def choose_algorithm(backend: ArrayBackend, g: ConvGeometry, dtype: str) -> str:
+    """The ``auto`` rule. A 1x1 kernel with stride 1 and no padding is one matrix
+    multiplication over channels, which im2col does without unfolding anything: that wins
+    everywhere, and agrees exactly with ``corr2d_multi_in_out_1x1``. Otherwise the
+    framework's own convolution where the backend has one (tuned kernels and a fused
+    gradient); otherwise im2col when the unfolded matrix fits the im2col limit in one piece
+    (one large matmul runs closest to the BLAS peak); otherwise direct, whose kh*kw smaller
+    matmuls need no memory beyond one input window."""
+    if is_pointwise(g):
+        return "im2col"
+    if has_native(backend):
+        return "native"
+    if unfolded_bytes(g, dtype) <= _im2col_limit:
+        return "im2col"
+    return "direct"
+
+
+def is_pointwise(g: ConvGeometry) -> bool:
+    """A 1x1 kernel, stride 1, no padding: the convolution is a plain matmul."""
+    return (g.kh, g.kw, g.stride, g.pads) == (1, 1, (1, 1), (0, 0, 0, 0))
+
+
+def unfolded_bytes(g: ConvGeometry, dtype: str) -> int:
+    """Size of im2col's whole unfolded matrix, (n, ci*kh*kw, oh*ow)."""
+    return g.n * g.ci * g.kh * g.kw * g.oh * g.ow * ITEMSIZE[dtype]
+
+
+def spread_axis(backend: ArrayBackend, t: Tensor, axis: int, step: int, dtype: str) -> Tensor:
+    """Insert step-1 zeros between consecutive entries along ``axis`` (2 or 3), as a
+    strided convolution's gradient needs: stack with zeros, then merge the two axes."""
+    if step == 1:
+        return t
+    shape = backend.shape(t)
+    zeros = backend.zeros(shape, dtype)
+    spread = backend.stack([t] + [zeros] * (step - 1), axis=axis + 1)
+    merged = (*shape[:axis], shape[axis] * step, *shape[axis + 1 :])
+    flat = backend.reshape(spread, merged)
+    keep = (shape[axis] - 1) * step + 1
+    return flat[:, :, :keep] if axis == 2 else flat[:, :, :, :keep]
+
+
+def pad_axis(
+    backend: ArrayBackend, t: Tensor, before: int, after: int, axis: int, dtype: str
+) -> Tensor:
+    """Zero-pad ``t`` by ``before`` and ``after`` entries along ``axis``: by concatenation,
+    which every framework differentiates, with no protocol op beyond ``zeros`` and
+    ``concat``."""
+    if not before and not after:
+        return t
+    shape = list(backend.shape(t))
+    parts = []
+    if before:
+        parts.append(backend.zeros((*shape[:axis], before, *shape[axis + 1 :]), dtype))
+    parts.append(t)
+    if after:
+        parts.append(backend.zeros((*shape[:axis], after, *shape[axis + 1 :]), dtype))
+    return backend.concat(parts, axis=axis)
+
+
+def pad_input(backend: ArrayBackend, x: Tensor, g: ConvGeometry, dtype: str) -> Tensor:
+    """x zero-padded by the geometry's (top, bottom, left, right)."""
+    pt, pb, pl, pr = g.pads
+    return pad_axis(backend, pad_axis(backend, x, pt, pb, 2, dtype), pl, pr, 3, dtype)
+
+
+def window(x: Tensor, g: ConvGeometry, i: int, j: int, rows: tuple[int, int]) -> Tensor:
+    """The input pixels that kernel offset (i, j) meets for output rows [rows), all columns:
+    (n, ci, len(rows), ow), strided by the stride and shifted by the dilation."""
+    (sh, sw), (dh, dw) = g.stride, g.dilation
+    r0, c0 = i * dh + rows[0] * sh, j * dw
+    r1, c1 = r0 + (rows[1] - rows[0] - 1) * sh + 1, c0 + (g.ow - 1) * sw + 1
+    return x[:, :, r0:r1:sh, c0:c1:sw]
+
+
+def _direct(backend: ArrayBackend, xp: Tensor, k: Tensor, g: ConvGeometry) -> Tensor:
+    G, cig, cog, p = g.groups, g.ci // g.groups, g.co // g.groups, g.oh * g.ow
+    y: Tensor = None
+    for i in range(g.kh):
+        for j in range(g.kw):
+            xs = backend.reshape(window(xp, g, i, j, (0, g.oh)), (g.n, G, cig, p))
+            ks = backend.reshape(k[:, :, i, j], (G, cog, cig))
+            term = backend.matmul(ks, xs)  # (n, G, cog, p)
+            y = term if y is None else y + term
+    return backend.reshape(y, g.output_shape)
+
+
+def _im2col_tile(
+    backend: ArrayBackend, xp: Tensor, k2: Tensor, g: ConvGeometry, n: int, rows: tuple[int, int]
+) -> Tensor:
+    G, cig, tr = g.groups, g.ci // g.groups, rows[1] - rows[0]
+    if g.kh == g.kw == 1:
+        columns = backend.reshape(window(xp, g, 0, 0, rows), (n, G, cig, tr * g.ow))
+    else:
+        windows = [window(xp, g, i, j, rows) for i in range(g.kh) for j in range(g.kw)]
+        # (n, ci, kh*kw, tr, ow): channel-major, then offset, matching K's memory order.
+        columns = backend.reshape(
+            backend.stack(windows, axis=2), (n, G, cig * g.kh * g.kw, tr * g.ow)
+        )
+    return backend.reshape(backend.matmul(k2, columns), (n, g.co, tr, g.ow))
+
+
+def _im2col(backend: ArrayBackend, xp: Tensor, k: Tensor, g: ConvGeometry, dtype: str) -> Tensor:
+    G = g.groups
+    k2 = backend.reshape(k, (G, g.co // G, (g.ci // G) * g.kh * g.kw))
+    row_bytes = g.ci * g.kh * g.kw * g.ow * ITEMSIZE[dtype]  # one output row of one image
+    if g.n * g.oh * row_bytes <= _im2col_limit:
+        return _im2col_tile(backend, xp, k2, g, g.n, (0, g.oh))
+    if g.oh * row_bytes <= _im2col_limit:  # whole images fit: tile the batch
+        per_tile = _im2col_limit // (g.oh * row_bytes)
+        tiles = [
+            _im2col_tile(backend, xp[b0 : b0 + per_tile], k2, g, min(per_tile, g.n - b0),
+                         (0, g.oh))
+            for b0 in range(0, g.n, per_tile)
+        ]  # fmt: skip
+        return backend.concat(tiles, axis=0)
+    rows_per_tile = max(1, _im2col_limit // row_bytes)  # tile each image by output rows
+    images = []
+    for b in range(g.n):
+        image = xp[b : b + 1]
+        strips = [
+            _im2col_tile(backend, image, k2, g, 1, (r0, min(r0 + rows_per_tile, g.oh)))
+            for r0 in range(0, g.oh, rows_per_tile)
+        ]
+        images.append(backend.concat(strips, axis=2))
+    return images[0] if g.n == 1 else backend.concat(images, axis=0)
+
+
+def convolve(
+    backend: ArrayBackend, x: Tensor, k: Tensor, g: ConvGeometry, dtype: str, algorithm: str
+) -> Tensor:
+    """(n, ci, h, w) * (co, ci/groups, kh, kw) -> (n, co, oh, ow) on already checked and
+    converted tensors of one dtype."""
+    if algorithm == "auto":
+        algorithm = choose_algorithm(backend, g, dtype)
+    if algorithm == "native":
+        if not isinstance(backend, NativeConv2d):
+            raise ValueError(
+                f"algorithm='native' needs a backend with its own convolution; the "
+                f"{backend.name} backend has none: use 'direct', 'im2col' or 'auto'"
+            )
+        padding = g.symmetric_padding
+        if padding is None:  # asymmetric ("same" with an even extent): pad here
+            x, padding = pad_input(backend, x, g, dtype), (0, 0)
+        return backend.conv2d_native(
+            x, k, stride=g.stride, padding=padding, dilation=g.dilation, groups=g.groups
+        )
+    xp = pad_input(backend, x, g, dtype)
+    if algorithm == "direct":
+        return _direct(backend, xp, k, g)
+    if algorithm == "im2col":
+        return _im2col(backend, xp, k, g, dtype)
+    raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")

@@ -1,0 +1,148 @@
+"""The shape arithmetic of a 2-D convolution, checked once, in plain Python.
+
+Everything that only needs shapes (output size, padding, the cost model) lives here, so it
+is shared by the forward pass, the explicit backward pass and :func:`conv2d_cost` without
+touching a framework.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+IntPair = int | tuple[int, int]
+Padding = int | tuple[int, int] | str
+
+
+def _pair(name: str, value: object) -> tuple[int, int]:
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int or a pair of ints, not {value!r}")
+    if isinstance(value, int):
+        return (value, value)
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return (int(value[0]), int(value[1]))
+    raise TypeError(f"{name} must be an int or a pair of ints, not {value!r}")
+
+
+def output_size(size: int, kernel: int, stride: int, dilation: int, pad_total: int) -> int:
+    """floor((size + pad_total - dilation*(kernel-1) - 1) / stride) + 1, the rule every
+    framework uses; may be <= 0 when the kernel does not fit."""
+    return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    # TensorFlow's SAME: output ceil(size / stride); the odd pixel of padding goes after.
+    # With stride 1 this is also PyTorch's padding="same".
+    out = -(-size // stride)
+    total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """A checked convolution: (n, ci, h, w) * (co, ci/groups, kh, kw) -> (n, co, oh, ow)."""
+
+    n: int
+    ci: int
+    h: int
+    w: int
+    co: int
+    kh: int
+    kw: int
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    #: (top, bottom, left, right); asymmetric only for "same" with an even extent.
+    pads: tuple[int, int, int, int]
+    groups: int
+    oh: int
+    ow: int
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        return (self.n, self.ci, self.h, self.w)
+
+    @property
+    def kernel_shape(self) -> tuple[int, int, int, int]:
+        return (self.co, self.ci // self.groups, self.kh, self.kw)
+
+    @property
+    def output_shape(self) -> tuple[int, int, int, int]:
+        return (self.n, self.co, self.oh, self.ow)
+
+    @property
+    def padded_hw(self) -> tuple[int, int]:
+        pt, pb, pl, pr = self.pads
+        return (self.h + pt + pb, self.w + pl + pr)
+
+    @property
+    def symmetric_padding(self) -> tuple[int, int] | None:
+        """(ph, pw) when top == bottom and left == right, else None."""
+        pt, pb, pl, pr = self.pads
+        return (pt, pl) if pt == pb and pl == pr else None
+
+
+def conv_geometry(
+    x_shape: tuple[int, ...],
+    k_shape: tuple[int, ...],
+    *,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    op: str = "conv2d",
+) -> ConvGeometry:
+    """Check a convolution's arguments and work out its shapes. ``x_shape`` is
+    (n, ci, h, w) and ``k_shape`` (co, ci/groups, kh, kw); raises ``ValueError`` or
+    ``TypeError`` naming the shapes and the rule broken."""
+    if len(x_shape) != 4 or len(k_shape) != 4:
+        raise ValueError(
+            f"{op}: X must be (n, ci, h, w) or (ci, h, w) and K (co, ci/groups, kh, kw); "
+            f"got X shape {x_shape} and K shape {k_shape}"
+        )
+    n, ci, h, w = x_shape
+    co, ci_per_group, kh, kw = k_shape
+    sh, sw = _pair("stride", stride)
+    dh, dw = _pair("dilation", dilation)
+    if isinstance(groups, bool) or not isinstance(groups, int):
+        raise TypeError(f"{op}: groups must be an int, not {groups!r}")
+    if sh < 1 or sw < 1:
+        raise ValueError(f"{op}: stride must be positive, got {(sh, sw)}")
+    if dh < 1 or dw < 1:
+        raise ValueError(f"{op}: dilation must be positive, got {(dh, dw)}")
+    if groups < 1:
+        raise ValueError(f"{op}: groups must be positive, got {groups}")
+    if ci % groups or co % groups:
+        raise ValueError(
+            f"{op}: groups={groups} must divide both the {ci} input channels of X "
+            f"(shape {x_shape}) and the {co} output channels of K (shape {k_shape})"
+        )
+    if ci != ci_per_group * groups:
+        expected = ci_per_group * groups
+        raise ValueError(
+            f"{op}: X has {ci} input channels but K expects {expected} "
+            f"(X shape {x_shape}, K shape {k_shape}, groups={groups}); they must be equal"
+        )
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            pads = (0, 0, 0, 0)
+        elif mode == "same":
+            pads = (*_same_pads(h, kh, sh, dh), *_same_pads(w, kw, sw, dw))
+        else:
+            raise ValueError(f"{op}: padding must be an int, a pair, 'valid' or 'same', "
+                             f"not {padding!r}")  # fmt: skip
+    else:
+        ph, pw = _pair("padding", padding)
+        if ph < 0 or pw < 0:
+            raise ValueError(f"{op}: padding must not be negative, got {(ph, pw)}")
+        pads = (ph, ph, pw, pw)
+    oh = output_size(h, kh, sh, dh, pads[0] + pads[1])
+    ow = output_size(w, kw, sw, dw, pads[2] + pads[3])
+    if oh < 1 or ow < 1:
+        raise ValueError(
+            f"{op}: the output would be empty ({oh}x{ow}): the {kh}x{kw} kernel of K "
+            f"(shape {k_shape}) with dilation {(dh, dw)} spans more than the {h}x{w} input "
+            f"of X (shape {x_shape}) padded by {pads} (top, bottom, left, right); the "
+            "kernel must not be larger than the padded input"
+        )
+    return ConvGeometry(n, ci, h, w, co, kh, kw, (sh, sw), (dh, dw), pads, groups, oh, ow)
