@@ -58,8 +58,8 @@ __all__ = [
     "get_adapter",
     "im2col_limit",
     "register",
-    "set_im2col_limit",
     "set_backend",
+    "set_im2col_limit",
     "use_backend",
 ]
 __version__ = "0.1.0"
