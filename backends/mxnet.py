@@ -4,11 +4,14 @@ the caller's kind; the conversion shares memory and ``mxnet.autograd`` sees thro
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 from chanconv.adapter import Adapter
 from chanconv.d2l import NUMPY_D2L_ALIASES
+from chanconv.layers import LayerSpec
 from chanconv.protocol import Tensor
 
 # d2l's mxnet tab is NumPy's spelling under ``mx.np``.
@@ -69,6 +72,9 @@ class MxnetBackend(Adapter):
             num_filter=co, num_group=groups, no_bias=True, layout="NCHW",
         )  # fmt: skip
 
+    def conv2d_layer(self, spec: LayerSpec, rng: random.Random) -> Any:
+        return _layer_class(self.fw)(spec, rng)
+
     def dtype_name(self, x: Tensor) -> str:
         import numpy  # MXNet depends on NumPy and describes dtypes with its types
 
@@ -81,3 +87,32 @@ class MxnetBackend(Adapter):
         if isinstance(like, self.fw.np.ndarray):
             return y
         return y.as_nd_ndarray()
+
+
+@cache
+def _layer_class(mx: Any) -> Any:
+    class Conv2D(mx.gluon.Block):  # type: ignore[misc]
+        """chanconv's Conv2D as a Gluon block, initialized on construction: parameters
+        ``weight`` and ``bias``."""
+
+        def __init__(self, spec: LayerSpec, rng: random.Random, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.spec = spec
+            constant = mx.init.Constant
+            self.weight = self.params.get(
+                "weight", shape=spec.kernel_shape,
+                init=constant(mx.nd.array(spec.initial_weight(rng))),
+            )  # fmt: skip
+            self.bias = None
+            if spec.bias:
+                self.bias = self.params.get(
+                    "bias", shape=(spec.out_channels,),
+                    init=constant(mx.nd.array(spec.initial_bias(rng))),
+                )  # fmt: skip
+            self.initialize()
+
+        def forward(self, x: Any) -> Any:
+            bias = None if self.bias is None else self.bias.data()
+            return self.spec.forward(x, self.weight.data(), bias)
+
+    return Conv2D

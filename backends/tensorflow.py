@@ -3,10 +3,13 @@ through every operation."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 from chanconv.adapter import Adapter
+from chanconv.layers import LayerSpec
 from chanconv.protocol import Tensor
 
 # As in d2l's tensorflow tab; note ``normal`` takes (shape, mean, stddev) here.
@@ -93,8 +96,42 @@ class TensorflowBackend(Adapter):
             y = y[:, :: subsample[0], :: subsample[1], :]
         return tf.transpose(y, (0, 3, 1, 2))
 
+    def conv2d_layer(self, spec: LayerSpec, rng: random.Random) -> Any:
+        import keras
+
+        return _layer_class(keras)(spec, rng)
+
     def dtype_name(self, x: Tensor) -> str:
         return str(x.dtype.name)
 
     def to_numpy(self, x: Tensor) -> Any:
         return x.numpy()
+
+
+@cache
+def _layer_class(keras: Any) -> Any:
+    class Conv2D(keras.layers.Layer):  # type: ignore[misc]
+        """chanconv's Conv2D as a Keras layer (NCHW, like the rest of chanconv): weights
+        ``kernel`` and ``bias``."""
+
+        def __init__(self, spec: LayerSpec, rng: random.Random, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.spec = spec
+            constant = keras.initializers.Constant
+            self.kernel = self.add_weight(
+                shape=spec.kernel_shape, initializer=constant(spec.initial_weight(rng)),
+                name="kernel",
+            )  # fmt: skip
+            self.bias = None
+            if spec.bias:
+                self.bias = self.add_weight(
+                    shape=(spec.out_channels,), initializer=constant(spec.initial_bias(rng)),
+                    name="bias",
+                )  # fmt: skip
+
+        def call(self, x: Any) -> Any:
+            # Keras variables wrap the tf.Variable that GradientTape watches: pass that.
+            bias = None if self.bias is None else self.bias.value
+            return self.spec.forward(x, self.kernel.value, bias)
+
+    return Conv2D

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 from chanconv.adapter import Adapter
+from chanconv.layers import LayerSpec
 from chanconv.protocol import Tensor
 
 # As in d2l's torch tab: torch's own functions, and methods where d2l used a lambda.
@@ -65,8 +68,29 @@ class TorchBackend(Adapter):
             x, k, stride=stride, padding=padding, dilation=dilation, groups=groups
         )
 
+    def conv2d_layer(self, spec: LayerSpec, rng: random.Random) -> Any:
+        return _layer_class(self.fw)(spec, rng)
+
     def dtype_name(self, x: Tensor) -> str:
         return str(x.dtype).removeprefix("torch.")
 
     def to_numpy(self, x: Tensor) -> Any:
         return x.detach().cpu().numpy().copy()
+
+
+@cache
+def _layer_class(torch: Any) -> Any:
+    class Conv2D(torch.nn.Module):  # type: ignore[misc]
+        """chanconv's Conv2D as a torch module: parameters ``weight`` and ``bias``."""
+
+        def __init__(self, spec: LayerSpec, rng: random.Random) -> None:
+            super().__init__()
+            self.spec = spec
+            self.weight = torch.nn.Parameter(torch.tensor(spec.initial_weight(rng)))
+            bias = torch.nn.Parameter(torch.tensor(spec.initial_bias(rng))) if spec.bias else None
+            self.bias = bias
+
+        def forward(self, x: Any) -> Any:
+            return self.spec.forward(x, self.weight, self.bias)
+
+    return Conv2D

@@ -31,6 +31,7 @@ from chanconv.channels import (
 from chanconv.compose import block_diagonal_kernel, compose_kernels
 from chanconv.conv import im2col_limit, set_im2col_limit
 from chanconv.cost import ConvCost, conv2d_cost
+from chanconv.layers import Conv2D, Conv2DLayer
 from chanconv.registry import (
     active_name,
     adapters,
@@ -42,6 +43,8 @@ from chanconv.registry import (
 )
 
 __all__ = [
+    "Conv2D",
+    "Conv2DLayer",
     "ConvCost",
     "active_name",
     "adapters",

@@ -10,6 +10,7 @@ from typing import Any
 
 from chanconv import reference
 from chanconv.channels import corr2d_multi_in, corr2d_multi_in_out, corr2d_multi_in_out_1x1
+from chanconv.cost import conv2d_cost
 from chanconv.registry import active_name, get_adapter, use_backend
 
 
@@ -54,13 +55,73 @@ def demo(backend_name: str | None) -> int:
     return 1 if failures else 0
 
 
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated ints, got {text!r}") from None
+
+
+def _pair_or_int(text: str) -> int | tuple[int, int]:
+    values = _shape(text)
+    if len(values) == 1:
+        return values[0]
+    if len(values) == 2:
+        return (values[0], values[1])
+    raise argparse.ArgumentTypeError(f"expected an int or a pair, got {text!r}")
+
+
+def _padding(text: str) -> int | tuple[int, int] | str:
+    return text if text in ("same", "valid") else _pair_or_int(text)
+
+
+def cost(args: argparse.Namespace) -> int:
+    """Print conv2d_cost's table for the given shapes."""
+    c = conv2d_cost(
+        args.input, args.kernel, stride=args.stride, padding=args.padding,
+        dilation=args.dilation, groups=args.groups, bias=args.bias, dtype=args.dtype,
+    )  # fmt: skip
+    rows = [
+        ("input (n, ci, h, w)", str(c.input_shape)),
+        ("kernel (co, ci/groups, kh, kw)", str(c.kernel_shape)),
+        ("output (n, co, oh, ow)", str(c.output_shape)),
+        ("forward multiplications", f"{c.multiplications:,}"),
+        ("forward additions", f"{c.additions:,}"),
+        ("forward operations", f"{c.forward_flops:,}"),
+        (f"forward memory ({c.dtype})", f"{c.forward_bytes:,} B"),
+        ("backward multiplications", f"{c.backward_multiplications:,}"),
+        ("backward additions", f"{c.backward_additions:,}"),
+        ("backward operations", f"{c.backward_flops:,}"),
+        (f"backward memory ({c.dtype})", f"{c.backward_bytes:,} B"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value:>24}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chanconv", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     demo_parser = commands.add_parser("demo", help="run the section's examples and check them")
     demo_parser.add_argument("--backend", help="numpy, torch, tensorflow or mxnet")
+    cost_parser = commands.add_parser(
+        "cost", help="operations and memory of a convolution, forward and backward"
+    )
+    cost_parser.add_argument("--input", type=_shape, required=True,
+                             help="n,ci,h,w or ci,h,w, e.g. 1,128,256,256")  # fmt: skip
+    cost_parser.add_argument("--kernel", type=_shape, required=True,
+                             help="co,ci/groups,kh,kw, e.g. 128,128,5,5")  # fmt: skip
+    cost_parser.add_argument("--stride", type=_pair_or_int, default=1)
+    cost_parser.add_argument("--padding", type=_padding, default=0, help="int, pair, same, valid")
+    cost_parser.add_argument("--dilation", type=_pair_or_int, default=1)
+    cost_parser.add_argument("--groups", type=int, default=1)
+    cost_parser.add_argument("--bias", action="store_true")
+    cost_parser.add_argument("--dtype", default="float32")
     args = parser.parse_args(argv)
     try:
+        if args.command == "cost":
+            return cost(args)
         return demo(args.backend)
     except (ImportError, ValueError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)

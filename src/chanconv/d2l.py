@@ -18,7 +18,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from chanconv import channels, compose
+from chanconv import channels, compose, layers
 from chanconv.cost import conv2d_cost
 from chanconv.protocol import ArrayBackend, Tensor
 from chanconv.registry import active_name, backend_for, get_adapter, use_backend
@@ -46,6 +46,7 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "compose_kernels": compose.compose_kernels,
     "block_diagonal_kernel": compose.block_diagonal_kernel,
     "conv2d_cost": conv2d_cost,
+    "Conv2D": layers.Conv2D,
 }
 
 

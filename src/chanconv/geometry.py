@@ -13,7 +13,7 @@ IntPair = int | tuple[int, int]
 Padding = int | tuple[int, int] | str
 
 
-def _pair(name: str, value: object) -> tuple[int, int]:
+def as_pair(name: str, value: object) -> tuple[int, int]:
     if isinstance(value, bool):
         raise TypeError(f"{name} must be an int or a pair of ints, not {value!r}")
     if isinstance(value, int):
@@ -101,8 +101,8 @@ def conv_geometry(
         )
     n, ci, h, w = x_shape
     co, ci_per_group, kh, kw = k_shape
-    sh, sw = _pair("stride", stride)
-    dh, dw = _pair("dilation", dilation)
+    sh, sw = as_pair("stride", stride)
+    dh, dw = as_pair("dilation", dilation)
     if isinstance(groups, bool) or not isinstance(groups, int):
         raise TypeError(f"{op}: groups must be an int, not {groups!r}")
     if sh < 1 or sw < 1:
@@ -132,7 +132,7 @@ def conv_geometry(
             raise ValueError(f"{op}: padding must be an int, a pair, 'valid' or 'same', "
                              f"not {padding!r}")  # fmt: skip
     else:
-        ph, pw = _pair("padding", padding)
+        ph, pw = as_pair("padding", padding)
         if ph < 0 or pw < 0:
             raise ValueError(f"{op}: padding must not be negative, got {(ph, pw)}")
         pads = (ph, ph, pw, pw)

@@ -17,8 +17,12 @@ objects, so the core can reason about them without importing anything.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from chanconv.layers import LayerSpec
 
 #: A framework's own tensor type. The core never looks inside one.
 Tensor = Any
@@ -115,3 +119,14 @@ class NativeConv2d(Protocol):
         dilation: tuple[int, int],
         groups: int,
     ) -> Tensor: ...
+
+
+@runtime_checkable
+class NativeLayers(Protocol):
+    """Optional extension: a trainable Conv2D layer that is one of the framework's own
+    modules (``torch.nn.Module``, Keras layer, Gluon block), so its optimizers train it.
+    Its forward pass must be ``spec.forward(x, weight, bias)``; parameters start from
+    ``spec.initial_weight(rng)`` and ``spec.initial_bias(rng)``, and are named ``weight``
+    and ``bias`` (Keras: ``kernel`` and ``bias``)."""
+
+    def conv2d_layer(self, spec: LayerSpec, rng: random.Random) -> Any: ...

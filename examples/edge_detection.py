@@ -1,0 +1,89 @@
+"""Learn the edge-detection kernel [1, -1] from data, as d2l's conv-layer section does,
+with chanconv's Conv2D and each framework's own training loop.
+
+Run: ``CHANCONV_BACKEND=torch python examples/edge_detection.py`` (numpy, torch,
+tensorflow or mxnet). Prints the learned kernel, which should be close to [[1, -1]].
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import chanconv
+
+# The chapter's image: a 6x8 white frame with a black band in columns 2-5 ...
+X = [[[[1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0]] * 6]]
+# ... and what the edge kernel [1, -1] sees in it: +1 at the white-to-black edge,
+# -1 at the black-to-white edge.
+Y = [[[[0.0, 1.0, 0.0, 0.0, 0.0, -1.0, 0.0]] * 6]]
+TARGET = [[1.0, -1.0]]
+
+
+def _layer() -> Any:
+    return chanconv.Conv2D(1, 1, (1, 2), bias=False, seed=0)
+
+
+def train_numpy(lr: float, epochs: int) -> Any:
+    import numpy as np
+
+    layer, x, y = _layer(), np.array(X, dtype="float32"), np.array(Y, dtype="float32")
+    for _ in range(epochs):
+        layer.backward(2 * (layer(x) - y))  # d/dY of sum((Y_hat - Y)^2)
+        layer.sgd_step(lr)
+    return layer.weight
+
+
+def train_torch(lr: float, epochs: int) -> Any:
+    import torch
+
+    layer, x, y = _layer(), torch.tensor(X), torch.tensor(Y)
+    optimizer = torch.optim.SGD(layer.parameters(), lr=lr)
+    for _ in range(epochs):
+        loss = ((layer(x) - y) ** 2).sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return layer.weight.detach().numpy()
+
+
+def train_tensorflow(lr: float, epochs: int) -> Any:
+    import keras
+    import tensorflow as tf
+
+    layer, x, y = _layer(), tf.constant(X), tf.constant(Y)
+    optimizer = keras.optimizers.SGD(learning_rate=lr)
+    for _ in range(epochs):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum((layer(x) - y) ** 2)
+        grads = tape.gradient(loss, layer.trainable_variables)
+        optimizer.apply_gradients(zip(grads, layer.trainable_variables, strict=True))
+    return layer.kernel.numpy()
+
+
+def train_mxnet(lr: float, epochs: int) -> Any:
+    from mxnet import autograd, gluon, nd
+
+    layer, x, y = _layer(), nd.array(X), nd.array(Y)
+    trainer = gluon.Trainer(layer.collect_params(), "sgd", {"learning_rate": lr})
+    for _ in range(epochs):
+        with autograd.record():
+            loss = ((layer(x) - y) ** 2).sum()
+        loss.backward()
+        trainer.step(1)
+    return layer.weight.data().asnumpy()
+
+
+TRAINERS = {"numpy": train_numpy, "torch": train_torch, "tensorflow": train_tensorflow,
+            "mxnet": train_mxnet}  # fmt: skip
+
+
+def learn_edge_kernel(backend: str, lr: float = 3e-2, epochs: int = 30) -> list[list[float]]:
+    """Train on ``backend`` and return the learned 1x2 kernel as nested lists."""
+    with chanconv.use_backend(backend) as adapter:
+        weight = TRAINERS[adapter.name](lr, epochs)
+    return [[float(v) for v in row] for row in weight.reshape(1, 2)]
+
+
+if __name__ == "__main__":
+    name = chanconv.active_name()
+    print(f"learned kernel on {name}: {learn_edge_kernel(name)} (target {TARGET})")

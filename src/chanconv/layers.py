@@ -1,0 +1,144 @@
+"""A trainable convolution layer on every backend: ``chanconv.Conv2D``.
+
+Where the framework has a module system the layer is one of its own modules (a
+``torch.nn.Module``, a Keras layer, a Gluon block), built by the adapter through the optional
+protocol extension :class:`chanconv.protocol.NativeLayers`, so the framework's optimizers
+train it. Elsewhere (NumPy) it is :class:`Conv2DLayer`, a plain object with an explicit
+``backward`` (through ``conv2d_vjp``) and an SGD step. Either way the forward pass is
+``chanconv.conv2d`` and the settings live in one :class:`LayerSpec`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from chanconv.channels import conv2d, conv2d_vjp
+from chanconv.conv import ALGORITHMS
+from chanconv.geometry import IntPair, Padding, as_pair, conv_geometry
+from chanconv.protocol import ArrayBackend, NativeLayers, Tensor
+from chanconv.registry import active_backend
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """Everything that defines a Conv2D layer except its parameter values."""
+
+    in_channels: int
+    out_channels: int
+    kernel_size: tuple[int, int]
+    stride: IntPair = 1
+    padding: Padding = 0
+    dilation: IntPair = 1
+    groups: int = 1
+    bias: bool = True
+    algorithm: str = "auto"
+    dtype: str = "float32"
+
+    @property
+    def kernel_shape(self) -> tuple[int, int, int, int]:
+        return (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
+
+    def check(self) -> None:
+        """ValueError for settings no input could satisfy, before any tensor exists."""
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"Conv2D: unknown algorithm {self.algorithm!r}; choose one of "
+                             f"{', '.join(ALGORITHMS)}")  # fmt: skip
+        kh, kw = self.kernel_size
+        dh, dw = as_pair("dilation", self.dilation)
+        if min(self.in_channels, self.out_channels, kh, kw) < 1:
+            raise ValueError(f"Conv2D: channels and kernel size must be positive, got {self}")
+        # The smallest input the kernel fits settles every other rule once.
+        smallest = (1, self.in_channels, dh * (kh - 1) + 1, dw * (kw - 1) + 1)
+        conv_geometry(smallest, self.kernel_shape, stride=self.stride, padding=self.padding,
+                      dilation=self.dilation, groups=self.groups, op="Conv2D")  # fmt: skip
+
+    def initial_weight(self, rng: random.Random) -> list[Any]:
+        """PyTorch's default: uniform in +-1/sqrt(fan_in), fan_in = ci/groups * kh * kw."""
+        co, cig, kh, kw = self.kernel_shape
+        bound = 1 / math.sqrt(cig * kh * kw)
+        return [[[[rng.uniform(-bound, bound) for _ in range(kw)] for _ in range(kh)]
+                 for _ in range(cig)] for _ in range(co)]  # fmt: skip
+
+    def initial_bias(self, rng: random.Random) -> list[float]:
+        co, cig, kh, kw = self.kernel_shape
+        bound = 1 / math.sqrt(cig * kh * kw)
+        return [rng.uniform(-bound, bound) for _ in range(co)]
+
+    def forward(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        return conv2d(x, weight, bias, stride=self.stride, padding=self.padding,
+                      dilation=self.dilation, groups=self.groups,
+                      algorithm=self.algorithm)  # fmt: skip
+
+
+class Conv2DLayer:
+    """Conv2D for backends without a module system: call it, then ``backward(dY)`` fills
+    ``weight_grad`` and ``bias_grad``, and ``sgd_step(lr)`` updates the parameters."""
+
+    def __init__(self, spec: LayerSpec, backend: ArrayBackend, rng: random.Random) -> None:
+        self.spec = spec
+        self.weight = backend.asarray(spec.initial_weight(rng), spec.dtype)
+        self.bias = backend.asarray(spec.initial_bias(rng), spec.dtype) if spec.bias else None
+        # Tensor is Any: None until the first backward.
+        self.weight_grad: Tensor = None
+        self.bias_grad: Tensor = None
+        self._input: Tensor | None = None
+
+    def __call__(self, x: Tensor) -> Tensor:
+        self._input = x
+        return self.spec.forward(x, self.weight, self.bias)
+
+    def backward(self, dy: Tensor) -> Tensor:
+        """Gradients for the last call's input; returns dX."""
+        if self._input is None:
+            raise RuntimeError("Conv2DLayer.backward needs a forward call first")
+        s = self.spec
+        dx, self.weight_grad, self.bias_grad = conv2d_vjp(
+            self._input, self.weight, dy, bias=self.bias, stride=s.stride, padding=s.padding,
+            dilation=s.dilation, groups=s.groups,
+        )  # fmt: skip
+        return dx
+
+    def parameters(self) -> list[Tensor]:
+        return [self.weight] if self.bias is None else [self.weight, self.bias]
+
+    def sgd_step(self, lr: float) -> None:
+        """One step of plain gradient descent with the gradients of the last backward."""
+        if self.weight_grad is None:
+            raise RuntimeError("Conv2DLayer.sgd_step needs a backward call first")
+        self.weight = self.weight - lr * self.weight_grad
+        if self.bias is not None:
+            self.bias = self.bias - lr * self.bias_grad
+
+
+def Conv2D(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntPair,
+    *,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    bias: bool = True,
+    algorithm: str = "auto",
+    seed: int | None = None,
+) -> Any:
+    """A trainable 2-D convolution layer of the active backend: a ``torch.nn.Module``, a
+    Keras layer, a Gluon block, or for NumPy a :class:`Conv2DLayer`. Parameters start
+    as PyTorch's do (uniform in +-1/sqrt(fan_in)), drawn from ``seed``.
+
+    >>> layer = Conv2D(2, 3, 2, seed=0)   # on NumPy, the default backend
+    >>> layer([[[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[1, 2, 3], [4, 5, 6], [7, 8, 9]]]).shape
+    (3, 2, 2)
+    """
+    spec = LayerSpec(in_channels, out_channels, as_pair("kernel_size", kernel_size), stride,
+                     padding, dilation, groups, bias, algorithm)  # fmt: skip
+    spec.check()
+    backend = active_backend()
+    rng = random.Random(seed)
+    if isinstance(backend, NativeLayers):
+        return backend.conv2d_layer(spec, rng)
+    return Conv2DLayer(spec, backend, rng)
