@@ -240,7 +240,7 @@ def _pristine_chanconv(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     saved_globals = set(vars(chanconv))
     yield
     registry._global_choice = saved_choice
-    for current, old in zip(live, saved):
+    for current, old in zip(live, saved, strict=True):
         current.clear()
         current.update(old)
     registry._type_cache.clear()
