@@ -54,6 +54,9 @@ class MxnetBackend(Adapter):
         return self.fw.np.concatenate(list(arrays), axis=axis)
 
     def matmul(self, x1: Tensor, x2: Tensor) -> Tensor:
+        if x1.dtype == self.fw.np.float16:
+            # MXNet's CPU matmul refuses float16: compute in float32, round once at the end.
+            return self.fw.np.matmul(x1.astype("float32"), x2.astype("float32")).astype("float16")
         return self.fw.np.matmul(x1, x2)
 
     def sum(self, x: Tensor, axis: int | tuple[int, ...] | None = None) -> Tensor:
@@ -67,10 +70,14 @@ class MxnetBackend(Adapter):
         dilation: tuple[int, int], groups: int,
     ) -> Tensor:  # fmt: skip
         co, _, kh, kw = k.shape
-        return self.fw.npx.convolution(
+        half = x.dtype == self.fw.np.float16
+        if half:  # MXNet's CPU convolution has no float16 kernel either
+            x, k = x.astype("float32"), k.astype("float32")
+        y = self.fw.npx.convolution(
             x, k, None, kernel=(kh, kw), stride=stride, dilate=dilation, pad=padding,
             num_filter=co, num_group=groups, no_bias=True, layout="NCHW",
         )  # fmt: skip
+        return y.astype("float16") if half else y
 
     def conv2d_layer(self, spec: LayerSpec, rng: random.Random) -> Any:
         return _layer_class(self.fw)(spec, rng)

@@ -9,6 +9,8 @@ from functools import cache
 from typing import Any
 
 from chanconv.adapter import Adapter
+from chanconv.conv import convolve
+from chanconv.geometry import conv_geometry
 from chanconv.layers import LayerSpec
 from chanconv.protocol import Tensor
 
@@ -71,29 +73,26 @@ class TensorflowBackend(Adapter):
         dilation: tuple[int, int], groups: int,
     ) -> Tensor:  # fmt: skip
         tf = self.fw
-        # TensorFlow's CPU kernels want NHWC, refuse grouped convolution, and refuse a
-        # stride above 1 together with a dilation above 1. Groups run one by one; the
-        # stride is then taken by subsampling the stride-1 output, which is exact.
-        (ph, pw), subsample = padding, stride if min(dilation) > 1 else (1, 1)
-        conv_stride = (1, 1) if subsample != (1, 1) else stride
+        if max(dilation) > 1:
+            # TensorFlow's CPU kernels compute a dilated convolution forward but not its
+            # input gradient (Conv2DBackpropInput refuses dilation > 1), and refuse stride
+            # and dilation above 1 together: such cases go to the core's im2col instead.
+            g = conv_geometry(self.shape(x), self.shape(k), stride=stride, padding=padding,
+                              dilation=dilation, groups=groups)  # fmt: skip
+            return convolve(self, x, k, g, self.dtype_name(x), "im2col")
+        (ph, pw), kernel = padding, tf.transpose(k, (2, 3, 1, 0))  # HWIO
 
         def one(xg: Tensor, kg: Tensor) -> Tensor:
-            return tf.nn.conv2d(
-                xg, tf.transpose(kg, (2, 3, 1, 0)), strides=(1, *conv_stride, 1),
-                padding=((0, 0), (ph, ph), (pw, pw), (0, 0)), dilations=(1, *dilation, 1),
-            )  # fmt: skip
+            return tf.nn.conv2d(xg, kg, strides=(1, *stride, 1),
+                                padding=((0, 0), (ph, ph), (pw, pw), (0, 0)))  # fmt: skip
 
-        xs = tf.transpose(x, (0, 2, 3, 1))
+        xs = tf.transpose(x, (0, 2, 3, 1))  # the CPU kernels want NHWC
         if groups == 1:
-            y = one(xs, k)
-        else:
-            y = tf.concat(
-                [one(xg, kg) for xg, kg in zip(tf.split(xs, groups, axis=3),
-                                               tf.split(k, groups, axis=0), strict=True)],
-                axis=3,
-            )  # fmt: skip
-        if subsample != (1, 1):
-            y = y[:, :: subsample[0], :: subsample[1], :]
+            y = one(xs, kernel)
+        else:  # no grouped convolution on CPU: one convolution per group
+            pairs = zip(tf.split(xs, groups, axis=3), tf.split(kernel, groups, axis=3),
+                        strict=True)  # fmt: skip
+            y = tf.concat([one(xg, kg) for xg, kg in pairs], axis=3)
         return tf.transpose(y, (0, 3, 1, 2))
 
     def conv2d_layer(self, spec: LayerSpec, rng: random.Random) -> Any:

@@ -81,10 +81,16 @@ def __getattr__(name: str) -> Any:
         return namespace
     try:
         return d2l.lookup(name, None)
-    except (AttributeError, ImportError, ValueError):
-        raise AttributeError(f"module 'chanconv' has no attribute {name!r}") from None
+    except (ImportError, ValueError) as err:
+        # Still an AttributeError, so hasattr() works, but with the reason: the active
+        # backend's framework is missing, or CHANCONV_BACKEND names no backend.
+        raise AttributeError(f"module 'chanconv' has no attribute {name!r}: {err}") from err
 
 
 def __dir__() -> list[str]:
     d2l = import_module("chanconv.d2l")
-    return sorted({*globals(), *d2l.names(None), *adapters()})
+    try:
+        aliases = d2l.names(None)
+    except ValueError:  # an invalid CHANCONV_BACKEND must not break tab completion
+        aliases = list(d2l.OPERATIONS)
+    return sorted({*globals(), *aliases, *adapters()})

@@ -121,7 +121,10 @@ class Namespace(types.ModuleType):
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        value = lookup(name, self.backend_name)
+        try:
+            value = lookup(name, self.backend_name)
+        except ImportError as err:  # keep hasattr() and getattr(ns, name, default) working
+            raise AttributeError(f"chanconv.{self.backend_name}.{name}: {err}") from err
         setattr(self, name, value)  # resolve once; later lookups are plain attributes
         return value
 

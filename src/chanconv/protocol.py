@@ -36,16 +36,21 @@ class ArrayBackend(Protocol):
     """What an adapter provides. See ``backends/numpy.py`` for the shortest example."""
 
     #: Canonical backend name, as used by ``use_backend`` and ``CHANCONV_BACKEND``.
-    name: str
+    @property
+    def name(self) -> str: ...
     #: Other accepted spellings (``"pytorch"``, ``"tf"``, ``"mx"``).
-    aliases: tuple[str, ...]
+    @property
+    def aliases(self) -> tuple[str, ...]: ...
     #: Import name of the framework; the adapter never imports it before the user has.
-    framework: str
+    @property
+    def framework(self) -> str: ...
     #: The pip extra that installs the framework: ``pip install 'chanconv[<extra>]'``.
-    extra: str
+    @property
+    def extra(self) -> str: ...
     #: d2l's per-framework aliases (``tensor``, ``normal``, ``reduce_sum``, ...), in the
     #: mini-language of :func:`chanconv.d2l.resolve_alias`.
-    d2l_aliases: Mapping[str, str]
+    @property
+    def d2l_aliases(self) -> Mapping[str, str]: ...
 
     def is_tensor(self, x: object) -> bool:
         """Whether ``x`` is this framework's tensor. Called only once the framework is

@@ -231,15 +231,21 @@ def installed_builtin(request: pytest.FixtureRequest) -> Builtin:
 
 @pytest.fixture(autouse=True)
 def _pristine_chanconv(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """chanconv's defaults for the test (no env var, no global choice); afterwards the
+    session's global choice, the registry's tables and chanconv's cached namespaces are put
+    back. The test's own monkeypatches are undone first, so a test that swapped a registry
+    table (to force a reload) gets the original ones restored, then repaired in place."""
     monkeypatch.delenv(registry.ENV_VAR, raising=False)
     saved_choice = registry._global_choice
     registry.set_backend(None)
     table = registry.adapters()
+    monkeypatch.setattr(registry, "_adapters", table)  # a test may force a reload
     live = (table, registry._names, registry._origins)
     saved = [dict(d) for d in live]
     saved_globals = set(vars(chanconv))
     yield
     registry._global_choice = saved_choice
+    monkeypatch.undo()
     for current, old in zip(live, saved, strict=True):
         current.clear()
         current.update(old)

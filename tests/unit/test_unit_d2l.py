@@ -146,8 +146,10 @@ def test_every_namespace_offers_the_aliases_and_operations(builtin):
         assert attr in listed, attr
 
 
-@pytest.mark.parametrize(("alias", "canonical"), [("np", "numpy"), ("pytorch", "torch"),
-                                                  ("tf", "tensorflow"), ("mx", "mxnet")])
+@pytest.mark.parametrize(
+    ("alias", "canonical"),
+    [("np", "numpy"), ("pytorch", "torch"), ("tf", "tensorflow"), ("mx", "mxnet")],
+)
 def test_alias_names_give_the_same_backends_namespace(alias, canonical):
     assert _import_as_d2l(alias).backend_name == canonical
 
@@ -158,6 +160,20 @@ def test_unknown_namespace_attribute_is_an_attribute_error(installed_builtin):
         _ = d2l.no_such_alias
     assert not hasattr(d2l, "no_such_alias")
     assert not hasattr(d2l, "__no_such_dunder__")
+
+
+def test_a_registered_backend_gets_a_namespace_too(grid, grid_module):
+    d2l = _import_as_d2l("grid")
+    assert d2l.backend_name == "grid"
+    assert _import_as_d2l("gridfw").backend_name == "grid"
+    y = d2l.corr2d_multi_in(X, K)  # lists: the namespace's backend, not the active one
+    assert isinstance(y, grid_module.Grid)
+    assert d2l.numpy(y).tolist() == MULTI_IN
+    assert d2l.tensor is grid_module.array
+    assert d2l.numpy(d2l.reduce_sum(d2l.tensor([[1.0, 2.0], [3.0, 4.0]]), 0)).tolist() == [4, 6]
+    assert chanconv.active_name() == "numpy"
+    with chanconv.use_backend("grid"):  # and numpy's namespace wins over a grid choice
+        assert type(_import_as_d2l("numpy").corr2d_multi_in(X, K)) is np.ndarray
 
 
 # --- ``import chanconv as d2l`` -----------------------------------------------------------

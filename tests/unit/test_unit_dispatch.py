@@ -58,7 +58,8 @@ def test_second_lookup_of_a_type_is_a_cache_hit(fresh_cache, calls):
 
 
 @pytest.mark.parametrize(
-    "value", [[1.0, 2.0], [[1.0]], (1.0,), {"a": 1}, "text", b"bytes", 3, 2.5, None],
+    "value",
+    [[1.0, 2.0], [[1.0]], (1.0,), {"a": 1}, "text", b"bytes", 3, 2.5, None],
     ids=lambda v: type(v).__name__,
 )
 def test_non_tensors_have_no_backend_and_are_cached_too(fresh_cache, calls, value):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 
 import numpy as np
 import pytest
@@ -43,6 +43,31 @@ def test_each_entry_point_loads_an_adapter_of_that_name(name):
     assert registry.origin(name) == ep.value
 
 
+def test_adapters_are_read_from_the_entry_point_group(grid_site, monkeypatch):
+    """In-process: a reload of the registry takes whatever the group declares."""
+    declared = [ep for ep in entry_points(group="chanconv.backends") if ep.name != "grid"]
+    declared.append(
+        EntryPoint(name="grid", value="chanconv_test_grid:GridBackend", group="chanconv.backends")
+    )
+    asked: list[str] = []
+
+    def fake_entry_points(*, group):
+        asked.append(group)
+        return declared if group == "chanconv.backends" else []
+
+    monkeypatch.setattr(registry, "entry_points", fake_entry_points)
+    monkeypatch.setattr(registry, "_adapters", None)
+    monkeypatch.setattr(registry, "_names", {})
+    monkeypatch.setattr(registry, "_origins", {})
+    table = chanconv.adapters()
+    assert asked == ["chanconv.backends"]
+    assert set(table) == {"numpy", "torch", "tensorflow", "mxnet", "grid"}
+    assert type(table["grid"]).__module__ == "chanconv_test_grid"
+    assert registry.origin("grid") == "chanconv_test_grid:GridBackend"
+    assert registry.canonical_name("GRIDFW") == "grid"
+    assert chanconv.adapters() is table  # loaded once
+
+
 def _install_third_party(site, tmp_path):
     """A dist-info that declares the grid adapter, as pip would leave it; returns sys.path."""
     dist = tmp_path / "dist" / "chanconv_test_grid-1.0.dist-info"
@@ -56,9 +81,7 @@ def _install_third_party(site, tmp_path):
     return [str(site), str(dist.parent)]
 
 
-def test_third_party_adapter_is_discovered_through_its_entry_point(
-    grid_site, tmp_path, run_python
-):
+def test_third_party_adapter_is_discovered_through_its_entry_point(grid_site, tmp_path, run_python):
     paths = _install_third_party(grid_site, tmp_path)
     code = textwrap.dedent(
         f"""

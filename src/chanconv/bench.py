@@ -1,0 +1,299 @@
+"""Benchmarks: chanconv's algorithms against each framework's own convolution, in one run.
+
+``python -m chanconv bench [--backend NAME] [--quick] [--out DIR]`` and ``nox -s bench``.
+Every figure is a ratio taken in the same process: throughput relative to the framework's
+own convolution, and to the machine's SGEMM peak as that framework's matmul reaches it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chanconv.channels import conv2d
+from chanconv.conv import has_native
+from chanconv.cost import conv2d_cost
+from chanconv.protocol import ArrayBackend, Tensor
+from chanconv.registry import get_adapter
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    input_shape: tuple[int, int, int, int]
+    kernel_shape: tuple[int, int, int, int]
+    padding: int = 0
+    #: whether d2l's Python-loop corr2d is timed too (on one image, scaled to the batch)
+    loop_baseline: bool = False
+
+    @property
+    def flops(self) -> int:
+        return conv2d_cost(self.input_shape, self.kernel_shape, padding=self.padding).forward_flops
+
+
+WORKLOADS = [
+    Workload("seed", (1, 2, 3, 3), (3, 2, 2, 2), loop_baseline=True),
+    Workload("lenet-conv1", (256, 1, 28, 28), (6, 1, 5, 5), padding=2, loop_baseline=True),
+    Workload("lenet-conv2", (256, 6, 14, 14), (16, 6, 5, 5), loop_baseline=True),
+    Workload("resnet-3x3", (8, 64, 56, 56), (64, 64, 3, 3), padding=1),
+    Workload("bottleneck-1x1", (8, 256, 56, 56), (64, 256, 1, 1)),
+    Workload("d2l-128ch-5x5", (1, 128, 256, 256), (128, 128, 5, 5), padding=2),
+]
+
+#: --quick: the same kinds of layers, small enough for a CI smoke run.
+QUICK_WORKLOADS = [
+    Workload("seed", (1, 2, 3, 3), (3, 2, 2, 2), loop_baseline=True),
+    Workload("lenet-conv2-small", (8, 6, 14, 14), (16, 6, 5, 5), loop_baseline=True),
+    Workload("resnet-3x3-small", (2, 16, 28, 28), (16, 16, 3, 3), padding=1),
+    Workload("bottleneck-1x1-small", (2, 64, 28, 28), (16, 64, 1, 1)),
+]
+
+
+@dataclass
+class Measurement:
+    workload: str
+    backend: str
+    method: str  # "native-call", "auto", "direct", "im2col", "native", "d2l-loops"
+    seconds: float
+    gflops: float
+    peak_fraction: float
+    ratio_to_framework: float | None
+    peak_memory_bytes: int
+    note: str = ""
+
+
+@dataclass
+class Report:
+    backend: str
+    framework_version: str
+    machine: str
+    sgemm_gflops: float
+    measurements: list[Measurement] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+class _RssPeak:
+    """Peak resident memory above the starting level while the block runs, sampled from
+    /proc every millisecond: it sees every framework's allocator, not just Python's."""
+
+    def __enter__(self) -> _RssPeak:
+        self.base = self.peak = _rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.001):
+            self.peak = max(self.peak, _rss())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss())
+
+    @property
+    def growth(self) -> int:
+        return max(0, self.peak - self.base)
+
+
+def _rss() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:  # not Linux: no memory figure
+        return 0
+
+
+def _best_time(run: Callable[[], object], budget: float, max_repeats: int) -> float:
+    """Best wall time of ``run`` over repeats within ``budget`` seconds (one warm-up)."""
+    run()
+    best, spent, repeats = math.inf, 0.0, 0
+    while repeats < max_repeats and (repeats < 2 or spent < budget):
+        start = time.perf_counter()
+        run()
+        elapsed = time.perf_counter() - start
+        best, spent, repeats = min(best, elapsed), spent + elapsed, repeats + 1
+    return best
+
+
+def _random(backend: ArrayBackend, shape: tuple[int, ...], rng: random.Random) -> Tensor:
+    import numpy
+
+    data = numpy.random.default_rng(rng.randrange(2**32)).standard_normal(shape)
+    return backend.asarray(data.astype("float32"))
+
+
+def _sync(backend: ArrayBackend, y: Tensor) -> None:
+    """Wait for the result: MXNet computes asynchronously."""
+    wait = getattr(y, "wait_to_read", None)
+    if wait is not None:
+        wait()
+
+
+def framework_conv(backend: ArrayBackend, w: Workload) -> Callable[[Tensor, Tensor], Tensor] | None:
+    """The framework's own convolution, called directly, in its preferred layout."""
+    p = w.padding
+    if backend.name == "torch":
+        f = backend.fw.nn.functional.conv2d  # type: ignore[attr-defined]
+        return lambda x, k: f(x, k, padding=p)
+    if backend.name == "tensorflow":
+        tf = backend.fw  # type: ignore[attr-defined]
+        pads = ((0, 0), (p, p), (p, p), (0, 0))
+        return lambda x, k: tf.nn.conv2d(x, k, strides=1, padding=pads)
+    if backend.name == "mxnet":
+        nd = backend.fw.nd  # type: ignore[attr-defined]
+        co, _, kh, kw = w.kernel_shape
+        return lambda x, k: nd.Convolution(x, k, kernel=(kh, kw), pad=(p, p), num_filter=co,
+                                           no_bias=True)  # fmt: skip
+    return None
+
+
+def _framework_layout(backend: ArrayBackend, x: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
+    if backend.name == "tensorflow":  # NHWC input, HWIO kernel: TensorFlow's CPU layout
+        return backend.permute_dims(x, (0, 2, 3, 1)), backend.permute_dims(k, (2, 3, 1, 0))
+    if backend.name == "mxnet":
+        return x.as_nd_ndarray(), k.as_nd_ndarray()
+    return x, k
+
+
+def d2l_loops(backend: ArrayBackend, x: Tensor, k: Tensor) -> Tensor:
+    """The book's teaching code: corr2d with a Python loop over output pixels, summed over
+    input channels, stacked over output channels. Written with item assignment where the
+    framework allows it, as the book does, and with stacking where it does not."""
+    xs, ks = backend.to_numpy(x), backend.to_numpy(k)
+    import numpy
+
+    def corr2d(a: Any, b: Any) -> Any:
+        h, w = b.shape
+        y = numpy.zeros((a.shape[0] - h + 1, a.shape[1] - w + 1), dtype=a.dtype)
+        for i in range(y.shape[0]):
+            for j in range(y.shape[1]):
+                y[i, j] = (a[i : i + h, j : j + w] * b).sum()
+        return y
+
+    out = [sum(corr2d(xc, kc) for xc, kc in zip(xs, kk, strict=True)) for kk in ks]
+    return numpy.stack(out)
+
+
+def sgemm_gflops(backend: ArrayBackend, n: int = 2048, budget: float = 1.0) -> float:
+    rng = random.Random(0)
+    a = _random(backend, (n, n), rng)
+    b = _random(backend, (n, n), rng)
+
+    def run() -> None:
+        _sync(backend, backend.matmul(a, b))
+
+    return 2 * n**3 / _best_time(run, budget, 10) / 1e9
+
+
+def run_benchmarks(
+    backend_name: str, *, quick: bool = False, progress: Callable[[str], None] | None = None
+) -> Report:
+    backend = get_adapter(backend_name)
+    say = progress or (lambda _: None)
+    budget, max_repeats = (0.05, 3) if quick else (1.0, 20)
+    peak = sgemm_gflops(backend, 512 if quick else 2048, budget)
+    report = Report(backend.name, backend.version(), f"{platform.machine()}, "
+                    f"{os.cpu_count()} cores", peak)  # fmt: skip
+    say(f"{backend.name} {backend.version()}: SGEMM peak {peak:.1f} GFLOP/s")
+    rng = random.Random(0)
+    for w in QUICK_WORKLOADS if quick else WORKLOADS:
+        x, k = _random(backend, w.input_shape, rng), _random(backend, w.kernel_shape, rng)
+        native = framework_conv(backend, w)
+        methods: dict[str, Callable[[], object]] = {}
+        if native is not None:
+            fx, fk = _framework_layout(backend, x, k)
+            methods["native-call"] = lambda f=native, a=fx, b=fk: f(a, b)  # type: ignore[misc]
+        algorithms = ["auto", "direct", "im2col"] + (["native"] if has_native(backend) else [])
+        for algorithm in algorithms:
+            methods[algorithm] = lambda a=algorithm: conv2d(x, k, padding=w.padding, algorithm=a)  # type: ignore[misc]
+        reference_seconds = None
+        for method, call in methods.items():
+
+            def run(c: Callable[[], object] = call) -> None:
+                _sync(backend, c())
+
+            with _RssPeak() as memory:
+                seconds = _best_time(run, budget, max_repeats)
+            if method == "native-call":
+                reference_seconds = seconds
+            report.measurements.append(_measure(w, backend, method, seconds, peak,
+                                                reference_seconds, memory.growth))  # fmt: skip
+            say(f"  {w.name:<22} {method:<12} {seconds * 1e3:10.3f} ms")
+        if w.loop_baseline:
+            n = w.input_shape[0]
+            one_x, one_k = x[0], k
+            start = time.perf_counter()
+            d2l_loops(backend, one_x, one_k)
+            seconds = (time.perf_counter() - start) * n
+            note = f"one image timed, times {n}" if n > 1 else ""
+            report.measurements.append(_measure(w, backend, "d2l-loops", seconds, peak,
+                                                reference_seconds, 0, note))  # fmt: skip
+            say(f"  {w.name:<22} {'d2l-loops':<12} {seconds * 1e3:10.3f} ms {note}")
+    return report
+
+
+def _measure(w: Workload, backend: ArrayBackend, method: str, seconds: float, peak: float,
+             reference: float | None, memory: int, note: str = "") -> Measurement:  # fmt: skip
+    gflops = w.flops / seconds / 1e9
+    ratio = None if reference is None else reference / seconds
+    return Measurement(w.name, backend.name, method, seconds, gflops, gflops / peak, ratio,
+                       memory, note)  # fmt: skip
+
+
+def write_report(report: Report, out: Path) -> list[Path]:
+    """JSON and a PNG chart (GFLOP/s per workload and method) into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / f"bench-{report.backend}.json"
+    json_path.write_text(report.to_json())
+    return [json_path, _chart(report, out / f"bench-{report.backend}.png")]
+
+
+def _chart(report: Report, path: Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    workloads = list(dict.fromkeys(m.workload for m in report.measurements))
+    methods = [m for m in ("native-call", "auto", "direct", "im2col", "native")
+               if any(x.method == m for x in report.measurements)]  # fmt: skip
+    fig = Figure(figsize=(10, 4.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    width = 0.8 / len(methods)
+    for i, method in enumerate(methods):
+        values = [next((m.gflops for m in report.measurements
+                        if m.workload == wl and m.method == method), 0.0) for wl in workloads]  # fmt: skip
+        ax.bar([j + i * width for j in range(len(workloads))], values, width, label=method)
+    ax.axhline(report.sgemm_gflops, color="black", linestyle="--", linewidth=1,
+               label=f"SGEMM peak {report.sgemm_gflops:.0f}")  # fmt: skip
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(workloads))], workloads, fontsize=8)
+    ax.set_ylabel("GFLOP/s (float32)")
+    ax.set_title(f"chanconv on {report.backend} {report.framework_version} ({report.machine})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def format_table(report: Report) -> str:
+    lines = [f"{report.backend} {report.framework_version}, SGEMM peak "
+             f"{report.sgemm_gflops:.1f} GFLOP/s", "",
+             "| workload | method | ms | GFLOP/s | of peak | vs framework conv | peak memory |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    for m in report.measurements:
+        ratio = "" if m.ratio_to_framework is None else f"{m.ratio_to_framework:.2f}x"
+        lines.append(f"| {m.workload} | {m.method} | {m.seconds * 1e3:.3f} | {m.gflops:.1f} | "
+                     f"{m.peak_fraction:.0%} | {ratio} | {m.peak_memory_bytes / 2**20:.1f} MiB |")  # fmt: skip
+    return "\n".join(lines)
