@@ -26,7 +26,7 @@ def pads_for(h, w, kh, kw, stride, padding, dilation):
 def conv2d(x, k, bias=None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1):
     """x (n, ci, h, w), k (co, ci/groups, kh, kw) -> (n, co, oh, ow), in float64."""
     x, k = np.asarray(x, np.float64), np.asarray(k, np.float64)
-    n, ci, h, w = x.shape
+    n, _, h, w = x.shape
     co, cig, kh, kw = k.shape
     (sh, sw), (dh, dw), (pt, pb, pl, pr) = stride, dilation, pads
     oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
@@ -52,7 +52,7 @@ def conv2d(x, k, bias=None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), g
 def conv2d_vjp(x, k, dy, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1):
     """(dX, dK, dbias) of sum(conv2d(x, k, bias) * dy), by the same loops run backwards."""
     x, k, dy = (np.asarray(a, np.float64) for a in (x, k, dy))
-    n, ci, h, w = x.shape
+    n, _, h, w = x.shape
     co, cig, kh, kw = k.shape
     (sh, sw), (dh, dw), (pt, _, pl, _) = stride, dilation, pads
     _, _, oh, ow = dy.shape
@@ -78,7 +78,7 @@ def count_operations(x_shape, k_shape, stride, pads, dilation, groups, bias):
     them if every sum of m terms cost m - 1 additions; padding zeros are multiplied in the
     forward pass and for the kernel gradient, but gradients landing in the padding are not
     computed."""
-    n, ci, h, w = x_shape
+    n, _, h, w = x_shape
     co, cig, kh, kw = k_shape
     (sh, sw), (dh, dw), (pt, pb, pl, pr) = stride, dilation, pads
     oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
@@ -88,8 +88,8 @@ def count_operations(x_shape, k_shape, stride, pads, dilation, groups, bias):
     dx_terms = np.zeros(x_shape, dtype=np.int64)
     for _b in range(n):
         for _o in range(co):
-            for r in range(oh):
-                for c in range(ow):
+            for _r in range(oh):
+                for _c in range(ow):
                     terms = cig * kh * kw
                     fwd_mul += terms
                     fwd_add += terms - 1 + (1 if bias else 0)

@@ -188,6 +188,7 @@ def test_conv2d_vjp_matches_oracle_framework_and_finite_differences(adapter, bac
     # Against the framework's own convolution's autograd, where the framework has both.
     sym = case["padding"] if isinstance(case["padding"], tuple) else None
     if sym is not None and backend_name != "numpy":
+
         def native_loss(X_, K_, B_):
             y = autodiff.framework_conv(backend_name, X_, K_, B_, case["stride"], sym,
                                         case["dilation"], case["groups"])  # fmt: skip
