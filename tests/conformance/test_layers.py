@@ -1,0 +1,89 @@
+"""Conv2D on the backend under test: a module of the framework's own kind, trainable by its
+own optimizer; the chapter's edge detector learned from data."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import chanconv
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "edge_detection.py"
+
+#: The layer type each backend must give: the framework's module system, or chanconv's own.
+LAYER_BASES = {
+    "numpy": ("chanconv.layers", "Conv2DLayer"),
+    "torch": ("torch.nn", "Module"),
+    "tensorflow": ("keras.layers", "Layer"),
+    "mxnet": ("mxnet.gluon", "Block"),
+}
+
+
+def load_example():
+    spec = importlib.util.spec_from_file_location("edge_detection", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_edge_detector_is_learned_by_gradient_descent(backend_name):
+    kernel = load_example().learn_edge_kernel(backend_name)
+    np.testing.assert_allclose(kernel, [[1.0, -1.0]], atol=0.05)
+
+
+def test_conv2d_layer_is_the_frameworks_own_kind(backend_name, adapter):
+    module_name, base = LAYER_BASES[backend_name]
+    layer = chanconv.Conv2D(4, 6, 3, padding=1, groups=2, seed=1)
+    assert isinstance(layer, getattr(importlib.import_module(module_name), base))
+    x = adapter.asarray(np.random.default_rng(0).standard_normal((2, 4, 5, 5)).astype("float32"))
+    y = layer(x)
+    assert adapter.is_tensor(y) and adapter.shape(y) == (2, 6, 5, 5)
+
+
+def test_conv2d_layer_starts_like_pytorch_and_computes_conv2d(backend_name, adapter):
+    layer = chanconv.Conv2D(3, 2, (2, 3), stride=2, seed=5)
+    weight = {"tensorflow": lambda: layer.kernel.numpy(),
+              "mxnet": lambda: layer.weight.data().asnumpy(),
+              "torch": lambda: layer.weight.detach().numpy()}.get(
+        backend_name, lambda: adapter.to_numpy(layer.weight))()  # fmt: skip
+    assert weight.shape == (2, 3, 2, 3)
+    assert np.abs(weight).max() <= 1 / np.sqrt(3 * 2 * 3)  # PyTorch's default bound
+    x = np.random.default_rng(1).standard_normal((1, 3, 7, 8)).astype("float32")
+    y = adapter.to_numpy(layer(adapter.asarray(x)))
+    no_bias = adapter.to_numpy(chanconv.conv2d(adapter.asarray(x), adapter.asarray(weight),
+                                               stride=2))  # fmt: skip
+    bias = (y - no_bias)[0, :, 0, 0]
+    np.testing.assert_allclose(y - no_bias, np.broadcast_to(bias[None, :, None, None], y.shape),
+                               atol=1e-5)  # fmt: skip
+
+
+def test_conv2d_layer_refuses_impossible_settings():
+    with pytest.raises(ValueError, match=r"groups=4 must divide"):
+        chanconv.Conv2D(6, 8, 3, groups=4)
+    with pytest.raises(ValueError, match=r"unknown algorithm"):
+        chanconv.Conv2D(2, 2, 3, algorithm="winograd")
+    with pytest.raises(ValueError, match=r"must be positive"):
+        chanconv.Conv2D(0, 2, 3)
+
+
+def test_numpy_layer_backward_matches_conv2d_vjp(adapter):
+    # The plain layer is protocol-only, so it runs on every backend, not just NumPy's.
+    import random
+
+    from chanconv.layers import Conv2DLayer, LayerSpec
+
+    layer = Conv2DLayer(LayerSpec(2, 3, (3, 3), padding=1), adapter, random.Random(0))
+    x = adapter.asarray(np.random.default_rng(2).standard_normal((1, 2, 4, 4)).astype("float32"))
+    y = layer(x)
+    dy = adapter.asarray(np.ones(adapter.shape(y), dtype="float32"))
+    dx = layer.backward(dy)
+    ex, ew, eb = chanconv.conv2d_vjp(x, layer.weight, dy, bias=layer.bias, padding=1)
+    for got, want in ((dx, ex), (layer.weight_grad, ew), (layer.bias_grad, eb)):
+        np.testing.assert_allclose(adapter.to_numpy(got), adapter.to_numpy(want))
+    before = adapter.to_numpy(layer.weight)
+    layer.sgd_step(0.1)
+    np.testing.assert_allclose(adapter.to_numpy(layer.weight), before - 0.1 * adapter.to_numpy(ew),
+                               rtol=1e-6)  # fmt: skip
