@@ -34,6 +34,15 @@ def tests(session: nox.Session, backend: str) -> None:
 
 
 @nox.session
+@nox.parametrize("backend", BACKENDS, ids=BACKENDS)
+def bench(session: nox.Session, backend: str) -> None:
+    """Benchmarks (docs/performance.md): ``nox -s bench -- --quick`` for a smoke run."""
+    # NumPy has no convolution of its own: its figures are ratios to torch's, in one run.
+    install(session, backend, "plot", *(["torch"] if backend == "numpy" else []))
+    session.run("python", "-m", "chanconv", "bench", f"--backend={backend}", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff over everything; mypy (strict) over the core and the adapters."""
     session.install("-c", str(CONSTRAINTS / "numpy.txt"), ".[lint,test]")

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -142,30 +143,36 @@ def _sync(backend: ArrayBackend, y: Tensor) -> None:
         wait()
 
 
-def framework_conv(backend: ArrayBackend, w: Workload) -> Callable[[Tensor, Tensor], Tensor] | None:
-    """The framework's own convolution, called directly, in its preferred layout."""
+def framework_conv(
+    backend: ArrayBackend, w: Workload, x: Tensor, k: Tensor
+) -> tuple[str, Callable[[], object]] | None:
+    """The framework's own convolution, called directly on data in its preferred layout
+    (prepared here, outside the timing). NumPy has none: it is compared with torch's, when
+    torch is installed beside it."""
     p = w.padding
-    if backend.name == "torch":
-        f = backend.fw.nn.functional.conv2d  # type: ignore[attr-defined]
-        return lambda x, k: f(x, k, padding=p)
+    if backend.name in ("torch", "numpy"):
+        try:
+            import torch
+        except ImportError:
+            return None
+        f = torch.nn.functional.conv2d
+        tx, tk = (torch.as_tensor(backend.to_numpy(a)) for a in (x, k))
+        label = "torch-call" if backend.name == "numpy" else "framework-call"
+        return label, lambda: f(tx, tk, padding=p)
     if backend.name == "tensorflow":
         tf = backend.fw  # type: ignore[attr-defined]
         pads = ((0, 0), (p, p), (p, p), (0, 0))
-        return lambda x, k: tf.nn.conv2d(x, k, strides=1, padding=pads)
+        # NHWC input and HWIO kernel: TensorFlow's CPU layout.
+        fx, fk = tf.transpose(x, (0, 2, 3, 1)), tf.transpose(k, (2, 3, 1, 0))
+        return "framework-call", lambda: tf.nn.conv2d(fx, fk, strides=1, padding=pads)
     if backend.name == "mxnet":
         nd = backend.fw.nd  # type: ignore[attr-defined]
         co, _, kh, kw = w.kernel_shape
-        return lambda x, k: nd.Convolution(x, k, kernel=(kh, kw), pad=(p, p), num_filter=co,
-                                           no_bias=True)  # fmt: skip
+        mx_x, mx_k = x.as_nd_ndarray(), k.as_nd_ndarray()
+        return "framework-call", lambda: nd.Convolution(
+            mx_x, mx_k, kernel=(kh, kw), pad=(p, p), num_filter=co, no_bias=True
+        )
     return None
-
-
-def _framework_layout(backend: ArrayBackend, x: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
-    if backend.name == "tensorflow":  # NHWC input, HWIO kernel: TensorFlow's CPU layout
-        return backend.permute_dims(x, (0, 2, 3, 1)), backend.permute_dims(k, (2, 3, 1, 0))
-    if backend.name == "mxnet":
-        return x.as_nd_ndarray(), k.as_nd_ndarray()
-    return x, k
 
 
 def d2l_loops(backend: ArrayBackend, x: Tensor, k: Tensor) -> Tensor:
@@ -211,38 +218,38 @@ def run_benchmarks(
     rng = random.Random(0)
     for w in QUICK_WORKLOADS if quick else WORKLOADS:
         x, k = _random(backend, w.input_shape, rng), _random(backend, w.kernel_shape, rng)
-        native = framework_conv(backend, w)
         methods: dict[str, Callable[[], object]] = {}
-        if native is not None:
-            fx, fk = _framework_layout(backend, x, k)
-            methods["native-call"] = lambda f=native, a=fx, b=fk: f(a, b)  # type: ignore[misc]
+        reference = framework_conv(backend, w, x, k)
+        if reference is not None:
+            methods[reference[0]] = reference[1]
         algorithms = ["auto", "direct", "im2col"] + (["native"] if has_native(backend) else [])
         for algorithm in algorithms:
-            methods[algorithm] = lambda a=algorithm: conv2d(x, k, padding=w.padding, algorithm=a)  # type: ignore[misc]
+            methods[algorithm] = partial(conv2d, x, k, padding=w.padding, algorithm=algorithm)
         reference_seconds = None
         for method, call in methods.items():
-
-            def run(c: Callable[[], object] = call) -> None:
-                _sync(backend, c())
-
             with _RssPeak() as memory:
-                seconds = _best_time(run, budget, max_repeats)
-            if method == "native-call":
+                seconds = _best_time(partial(_run_synced, backend, call), budget, max_repeats)
+            if reference is not None and method == reference[0]:
                 reference_seconds = seconds
-            report.measurements.append(_measure(w, backend, method, seconds, peak,
-                                                reference_seconds, memory.growth))  # fmt: skip
-            say(f"  {w.name:<22} {method:<12} {seconds * 1e3:10.3f} ms")
+            report.measurements.append(
+                _measure(w, backend, method, seconds, peak, reference_seconds, memory.growth)
+            )
+            say(f"  {w.name:<22} {method:<14} {seconds * 1e3:10.3f} ms")
         if w.loop_baseline:
             n = w.input_shape[0]
-            one_x, one_k = x[0], k
             start = time.perf_counter()
-            d2l_loops(backend, one_x, one_k)
+            d2l_loops(backend, x[0], k)
             seconds = (time.perf_counter() - start) * n
             note = f"one image timed, times {n}" if n > 1 else ""
-            report.measurements.append(_measure(w, backend, "d2l-loops", seconds, peak,
-                                                reference_seconds, 0, note))  # fmt: skip
-            say(f"  {w.name:<22} {'d2l-loops':<12} {seconds * 1e3:10.3f} ms {note}")
+            report.measurements.append(
+                _measure(w, backend, "d2l-loops", seconds, peak, reference_seconds, 0, note)
+            )
+            say(f"  {w.name:<22} {'d2l-loops':<14} {seconds * 1e3:10.3f} ms {note}")
     return report
+
+
+def _run_synced(backend: ArrayBackend, call: Callable[[], object]) -> None:
+    _sync(backend, call())
 
 
 def _measure(w: Workload, backend: ArrayBackend, method: str, seconds: float, peak: float,
@@ -266,15 +273,15 @@ def _chart(report: Report, path: Path) -> Path:
     from matplotlib.figure import Figure
 
     workloads = list(dict.fromkeys(m.workload for m in report.measurements))
-    methods = [m for m in ("native-call", "auto", "direct", "im2col", "native")
+    methods = [m for m in ("framework-call", "torch-call", "auto", "direct", "im2col", "native")
                if any(x.method == m for x in report.measurements)]  # fmt: skip
     fig = Figure(figsize=(10, 4.5))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     width = 0.8 / len(methods)
+    gflops = {(m.workload, m.method): m.gflops for m in report.measurements}
     for i, method in enumerate(methods):
-        values = [next((m.gflops for m in report.measurements
-                        if m.workload == wl and m.method == method), 0.0) for wl in workloads]  # fmt: skip
+        values = [gflops.get((wl, method), 0.0) for wl in workloads]
         ax.bar([j + i * width for j in range(len(workloads))], values, width, label=method)
     ax.axhline(report.sgemm_gflops, color="black", linestyle="--", linewidth=1,
                label=f"SGEMM peak {report.sgemm_gflops:.0f}")  # fmt: skip
@@ -294,6 +301,7 @@ def format_table(report: Report) -> str:
              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
     for m in report.measurements:
         ratio = "" if m.ratio_to_framework is None else f"{m.ratio_to_framework:.2f}x"
+        memory = f"{m.peak_memory_bytes / 2**20:.1f} MiB"
         lines.append(f"| {m.workload} | {m.method} | {m.seconds * 1e3:.3f} | {m.gflops:.1f} | "
-                     f"{m.peak_fraction:.0%} | {ratio} | {m.peak_memory_bytes / 2**20:.1f} MiB |")  # fmt: skip
+                     f"{m.peak_fraction:.0%} | {ratio} | {memory} |")  # fmt: skip
     return "\n".join(lines)

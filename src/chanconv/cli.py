@@ -100,6 +100,22 @@ def cost(args: argparse.Namespace) -> int:
     return 0
 
 
+def bench(args: argparse.Namespace) -> int:
+    """Run the benchmark suite on one backend; write JSON and a PNG chart."""
+    from pathlib import Path
+
+    from chanconv.bench import format_table, run_benchmarks, write_report
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    report = run_benchmarks(args.backend or active_name(), quick=args.quick, progress=progress)
+    print(format_table(report))
+    for path in write_report(report, Path(args.out)):
+        print(f"wrote {path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chanconv", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -118,10 +134,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     cost_parser.add_argument("--groups", type=int, default=1)
     cost_parser.add_argument("--bias", action="store_true")
     cost_parser.add_argument("--dtype", default="float32")
+    bench_parser = commands.add_parser(
+        "bench", help="time chanconv's algorithms against the framework's own convolution"
+    )
+    bench_parser.add_argument("--backend", help="numpy, torch, tensorflow or mxnet")
+    bench_parser.add_argument("--quick", action="store_true", help="small workloads, one pass")
+    bench_parser.add_argument("--out", default="build/bench", help="folder for JSON and PNG")
     args = parser.parse_args(argv)
     try:
         if args.command == "cost":
             return cost(args)
+        if args.command == "bench":
+            return bench(args)
         return demo(args.backend)
     except (ImportError, ValueError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)

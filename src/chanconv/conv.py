@@ -116,57 +116,71 @@ def window(x: Tensor, g: ConvGeometry, i: int, j: int, rows: tuple[int, int]) ->
     return x[:, :, r0:r1:sh, c0:c1:sw]
 
 
+def _channels_first(backend: ArrayBackend, x: Tensor) -> Tensor:
+    """(n, ci, h, w) -> (ci, n, h, w): with the batch beside the pixels, one matmul covers
+    every image at once, (co, ci*kh*kw) @ (ci*kh*kw, n*oh*ow), instead of n small ones."""
+    return backend.permute_dims(x, (1, 0, 2, 3))
+
+
 def _direct(backend: ArrayBackend, xp: Tensor, k: Tensor, g: ConvGeometry) -> Tensor:
-    G, cig, cog, p = g.groups, g.ci // g.groups, g.co // g.groups, g.oh * g.ow
+    G, cig, cog = g.groups, g.ci // g.groups, g.co // g.groups
+    xc, columns = _channels_first(backend, xp), g.n * g.oh * g.ow
     y: Tensor = None
     for i in range(g.kh):
         for j in range(g.kw):
-            xs = backend.reshape(window(xp, g, i, j, (0, g.oh)), (g.n, G, cig, p))
+            xs = backend.reshape(window(xc, g, i, j, (0, g.oh)), (G, cig, columns))
             ks = backend.reshape(k[:, :, i, j], (G, cog, cig))
-            term = backend.matmul(ks, xs)  # (n, G, cog, p)
+            term = backend.matmul(ks, xs)  # (G, cog, n*oh*ow)
             y = term if y is None else y + term
+    return _channels_first(backend, backend.reshape(y, (g.co, g.n, g.oh, g.ow)))
+
+
+def _pointwise(backend: ArrayBackend, x: Tensor, k: Tensor, g: ConvGeometry) -> Tensor:
+    """1x1, stride 1, unpadded: (G, cog, cig) @ (n, G, cig, h*w), no copy of the input."""
+    G, cig, cog = g.groups, g.ci // g.groups, g.co // g.groups
+    xs = backend.reshape(x, (g.n, G, cig, g.h * g.w))
+    y = backend.matmul(backend.reshape(k, (G, cog, cig)), xs)
     return backend.reshape(y, g.output_shape)
 
 
 def _im2col_tile(
-    backend: ArrayBackend, xp: Tensor, k2: Tensor, g: ConvGeometry, n: int, rows: tuple[int, int]
+    backend: ArrayBackend, xc: Tensor, k2: Tensor, g: ConvGeometry, n: int, rows: tuple[int, int]
 ) -> Tensor:
+    """Output rows [rows) of ``n`` images from the channels-first padded input
+    (ci, n, hp, wp); returns (co, n, rows, ow)."""
     G, cig, tr = g.groups, g.ci // g.groups, rows[1] - rows[0]
-    if g.kh == g.kw == 1:
-        columns = backend.reshape(window(xp, g, 0, 0, rows), (n, G, cig, tr * g.ow))
-    else:
-        windows = [window(xp, g, i, j, rows) for i in range(g.kh) for j in range(g.kw)]
-        # (n, ci, kh*kw, tr, ow): channel-major, then offset, matching K's memory order.
-        columns = backend.reshape(
-            backend.stack(windows, axis=2), (n, G, cig * g.kh * g.kw, tr * g.ow)
-        )
-    return backend.reshape(backend.matmul(k2, columns), (n, g.co, tr, g.ow))
+    windows = [window(xc, g, i, j, rows) for i in range(g.kh) for j in range(g.kw)]
+    # (ci, kh*kw, n, tr, ow): channel-major, then offset, matching K's memory order.
+    columns = backend.reshape(backend.stack(windows, axis=1), (G, cig * g.kh * g.kw, n * tr * g.ow))
+    return backend.reshape(backend.matmul(k2, columns), (g.co, n, tr, g.ow))
 
 
 def _im2col(backend: ArrayBackend, xp: Tensor, k: Tensor, g: ConvGeometry, dtype: str) -> Tensor:
-    G = g.groups
+    if is_pointwise(g):
+        return _pointwise(backend, xp, k, g)
+    G, xc = g.groups, _channels_first(backend, xp)
     k2 = backend.reshape(k, (G, g.co // G, (g.ci // G) * g.kh * g.kw))
     row_bytes = g.ci * g.kh * g.kw * g.ow * ITEMSIZE[dtype]  # one output row of one image
     if g.n * g.oh * row_bytes <= _im2col_limit:
-        return _im2col_tile(backend, xp, k2, g, g.n, (0, g.oh))
-    if g.oh * row_bytes <= _im2col_limit:  # whole images fit: tile the batch
+        y = _im2col_tile(backend, xc, k2, g, g.n, (0, g.oh))
+    elif g.oh * row_bytes <= _im2col_limit:  # whole images fit: tile the batch
         per_tile = _im2col_limit // (g.oh * row_bytes)
-        tiles = [
-            _im2col_tile(backend, xp[b0 : b0 + per_tile], k2, g, min(per_tile, g.n - b0),
-                         (0, g.oh))
-            for b0 in range(0, g.n, per_tile)
-        ]  # fmt: skip
-        return backend.concat(tiles, axis=0)
-    rows_per_tile = max(1, _im2col_limit // row_bytes)  # tile each image by output rows
-    images = []
-    for b in range(g.n):
-        image = xp[b : b + 1]
-        strips = [
-            _im2col_tile(backend, image, k2, g, 1, (r0, min(r0 + rows_per_tile, g.oh)))
-            for r0 in range(0, g.oh, rows_per_tile)
-        ]
-        images.append(backend.concat(strips, axis=2))
-    return images[0] if g.n == 1 else backend.concat(images, axis=0)
+        y = backend.concat(
+            [_im2col_tile(backend, xc[:, b0 : b0 + per_tile], k2, g,
+                          min(per_tile, g.n - b0), (0, g.oh))
+             for b0 in range(0, g.n, per_tile)],
+            axis=1,
+        )  # fmt: skip
+    else:  # tile each image by output rows
+        per_strip = max(1, _im2col_limit // row_bytes)
+        strips = [range(r0, min(r0 + per_strip, g.oh)) for r0 in range(0, g.oh, per_strip)]
+        images = []
+        for b in range(g.n):
+            image = xc[:, b : b + 1]
+            parts = [_im2col_tile(backend, image, k2, g, 1, (r.start, r.stop)) for r in strips]
+            images.append(parts[0] if len(parts) == 1 else backend.concat(parts, axis=2))
+        y = images[0] if g.n == 1 else backend.concat(images, axis=1)
+    return _channels_first(backend, y)
 
 
 def convolve(
