@@ -47,6 +47,9 @@ class NumpyBackend(Adapter):
     def zeros(self, shape: tuple[int, ...], dtype: str) -> Tensor:
         return self.fw.zeros(shape, dtype=dtype)
 
+    def shape(self, x: Tensor) -> tuple[int, ...]:
+        return tuple(x.shape)
+
     def dtype_name(self, x: Tensor) -> str:
         return str(x.dtype.name)
 

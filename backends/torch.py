@@ -34,7 +34,12 @@ class TorchBackend(Adapter):
         return isinstance(x, self.fw.Tensor)
 
     def asarray(self, obj: Any, dtype: str | None = None) -> Tensor:
+        if dtype is None and isinstance(obj, self.fw.Tensor):
+            return obj
         return self.fw.as_tensor(obj, dtype=None if dtype is None else getattr(self.fw, dtype))
+
+    def shape(self, x: Tensor) -> tuple[int, ...]:
+        return tuple(x.shape)
 
     def astype(self, x: Tensor, dtype: str) -> Tensor:
         return x.to(getattr(self.fw, dtype))

@@ -31,6 +31,7 @@ from chanconv.channels import (
 from chanconv.compose import block_diagonal_kernel, compose_kernels
 from chanconv.conv import im2col_limit, set_im2col_limit
 from chanconv.cost import ConvCost, conv2d_cost
+from chanconv.explain import Explanation, explain
 from chanconv.layers import Conv2D, Conv2DLayer
 from chanconv.registry import (
     active_name,
@@ -46,6 +47,7 @@ __all__ = [
     "Conv2D",
     "Conv2DLayer",
     "ConvCost",
+    "Explanation",
     "active_name",
     "adapters",
     "backend_for",
@@ -58,6 +60,7 @@ __all__ = [
     "corr2d_multi_in",
     "corr2d_multi_in_out",
     "corr2d_multi_in_out_1x1",
+    "explain",
     "get_adapter",
     "im2col_limit",
     "register",

@@ -140,12 +140,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench_parser.add_argument("--backend", help="numpy, torch, tensorflow or mxnet")
     bench_parser.add_argument("--quick", action="store_true", help="small workloads, one pass")
     bench_parser.add_argument("--out", default="build/bench", help="folder for JSON and PNG")
+    explain_parser = commands.add_parser(
+        "explain", help="draw the section's example and print its arithmetic"
+    )
+    explain_parser.add_argument("--out", required=True, help="picture to write: .svg or .png")
+    explain_parser.add_argument("--at", type=_shape, default=(0, 0), help="output element I,J")
+    explain_parser.add_argument("--multi-out", action="store_true",
+                                help="the 3-output-channel kernel K3 instead of K")  # fmt: skip
     args = parser.parse_args(argv)
     try:
         if args.command == "cost":
             return cost(args)
         if args.command == "bench":
             return bench(args)
+        if args.command == "explain":
+            from chanconv.explain import explain_example
+
+            print(explain_example(args.out, args.at, args.multi_out).text)
+            print(f"wrote {args.out}")
+            return 0
         return demo(args.backend)
     except (ImportError, ValueError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)

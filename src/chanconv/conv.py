@@ -38,8 +38,17 @@ def set_im2col_limit(nbytes: int) -> int:
     return previous
 
 
+_native_by_type: dict[type, bool] = {}
+
+
 def has_native(backend: ArrayBackend) -> bool:
-    return isinstance(backend, NativeConv2d)
+    """Whether the backend implements :class:`NativeConv2d`, cached per adapter class: a
+    runtime protocol check costs tens of microseconds, more than a small convolution."""
+    kind = type(backend)
+    found = _native_by_type.get(kind)
+    if found is None:
+        found = _native_by_type[kind] = isinstance(backend, NativeConv2d)
+    return found
 
 
 def choose_algorithm(backend: ArrayBackend, g: ConvGeometry, dtype: str) -> str:
@@ -191,7 +200,7 @@ def convolve(
     if algorithm == "auto":
         algorithm = choose_algorithm(backend, g, dtype)
     if algorithm == "native":
-        if not isinstance(backend, NativeConv2d):
+        if not has_native(backend):
             raise ValueError(
                 f"algorithm='native' needs a backend with its own convolution; the "
                 f"{backend.name} backend has none: use 'direct', 'im2col' or 'auto'"
@@ -199,7 +208,7 @@ def convolve(
         padding = g.symmetric_padding
         if padding is None:  # asymmetric ("same" with an even extent): pad here
             x, padding = pad_input(backend, x, g, dtype), (0, 0)
-        return backend.conv2d_native(
+        return backend.conv2d_native(  # type: ignore[attr-defined]
             x, k, stride=g.stride, padding=padding, dilation=g.dilation, groups=g.groups
         )
     xp = pad_input(backend, x, g, dtype)

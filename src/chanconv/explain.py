@@ -212,8 +212,8 @@ def explain(X: object, K: object, at: Sequence[int] = (0, 0)) -> Explanation:
     """
     ij = _check_at(at)
     backend = pick_backend(X=X, K=K)
-    k_op = operand(backend, "K", K, (3, 4), "(ci, kh, kw) or (co, ci, kh, kw)")
     x_op = operand(backend, "X", X, 3, "(ci, h, w)")
+    k_op = operand(backend, "K", K, (3, 4), "(ci, kh, kw) or (co, ci, kh, kw)")
     multi_out = len(k_op.shape) == 4
     # Lists go in at float64, so that the operation sees exactly the numbers drawn.
     xt, kt = (op.tensor if op.is_tensor else backend.asarray(op.original, "float64")
@@ -510,6 +510,8 @@ def _draw(e: Explanation) -> Figure:
     for s in extra:
         ax.text(_MARGIN, top, s, ha="left", va="top", fontsize=_NOTE_PT, color=_MUTED)
         top += _NOTE_LINE
+    for artist in ax.get_children():  # no clip paths: their SVG ids would be random
+        artist.set_clip_on(False)
     return fig
 
 

@@ -4,8 +4,8 @@ framework computes anything."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from numbers import Real
+from typing import NamedTuple
 
 from chanconv.protocol import FLOATING_DTYPES, ArrayBackend, Tensor
 from chanconv.registry import active_backend, backend_for
@@ -16,10 +16,10 @@ LIST_DTYPE = "float32"
 _RANK = {"float16": 1, "bfloat16": 1, "float32": 2, "float64": 3}
 
 
-@dataclass(frozen=True)
-class Operand:
+class Operand(NamedTuple):
     """One argument of an op, converted: its tensor (in the backend's working kind), shape
-    and dtype, and the caller's original object for handing the result back in kind."""
+    and dtype, and the caller's original object for handing the result back in kind. (A
+    named tuple: built on every call, it must be cheap.)"""
 
     name: str
     tensor: Tensor
@@ -72,12 +72,14 @@ def pick_backend(**arguments: object) -> ArrayBackend:
     """The backend of the tensors among ``arguments`` (``TypeError`` if they come from two
     frameworks), else the active backend. ``None`` arguments are skipped."""
     found: dict[str, str] = {}
+    first: ArrayBackend | None = None
     for name, value in arguments.items():
         if value is None:
             continue
         backend = backend_for(value)
         if backend is not None:
             found.setdefault(backend.name, name)
+            first = first or backend
         elif not isinstance(value, (list, tuple)):
             raise TypeError(
                 f"{name} is {_describe(value)}; chanconv takes tensors of a known backend "
@@ -89,9 +91,7 @@ def pick_backend(**arguments: object) -> ArrayBackend:
         raise TypeError(
             f"{pairs}; one call cannot mix frameworks: convert the arguments to one framework"
         )
-    if found:
-        return backend_for(arguments[next(iter(found.values()))])  # type: ignore[return-value]
-    return active_backend()
+    return first if first is not None else active_backend()
 
 
 def operand(

@@ -72,6 +72,8 @@ def register(adapter: ArrayBackend, origin: str = "register()") -> None:
     table = adapters()
     table[adapter.name] = adapter
     _origins[adapter.name] = origin
+    for spelling in [s for s, target in _names.items() if target == adapter.name]:
+        del _names[spelling]  # a replaced adapter's old aliases must not linger
     for spelling in (adapter.name, *adapter.aliases):
         _names[spelling.lower()] = adapter.name
     _type_cache.clear()
