@@ -1,6 +1,7 @@
 """The test matrix: one virtualenv per backend, each running the same suite.
 
 ``nox`` runs the tests on all four backends and lint; ``nox -s demo`` runs the demo.
+``nox -s docs`` builds the documentation site (not part of the default sessions).
 Exact versions per backend live in ``constraints/<backend>.txt``.
 """
 
@@ -57,3 +58,40 @@ def demo(session: nox.Session, backend: str) -> None:
     """The section's examples on one backend, checked against the book's outputs."""
     install(session, backend)
     session.run("python", "-m", "chanconv", "demo", f"--backend={backend}")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (docs/, mkdocs.yml), built with warnings as errors."""
+    session.install("-c", str(CONSTRAINTS / "docs.txt"), ".[docs]")
+    site = Path(session.create_tmp()) / "site"  # not in the working tree
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(site))
+
+
+@nox.session
+@nox.parametrize("backend", BACKENDS, ids=BACKENDS)
+def matrix(session: nox.Session, backend: str) -> None:
+    """Conformance check of one backend against the oracle, into build/matrix/<backend>.json.
+
+    Then ``matrix_report`` merges the reports. Options go to the check:
+    ``nox -s matrix -- --cases 1000``."""
+    install(session, backend)
+    report = Path("build") / "matrix" / f"{backend}.json"
+    report.unlink(missing_ok=True)  # a failed run must not leave an old report behind
+    session.run(
+        "python", "-m", "chanconv", "check", f"--backend={backend}", f"--json={report}",
+        *session.posargs, success_codes=[0, 1], env={"TF_CPP_MIN_LOG_LEVEL": "2"},
+    )  # fmt: skip
+    session.notify("matrix_report")  # failures show in the report, which then fails
+
+
+@nox.session
+def matrix_report(session: nox.Session) -> None:
+    """Merge build/matrix/*.json into build/matrix.md and build/matrix.html.
+
+    Fails unless every backend has a report and passed."""
+    session.install("-c", str(CONSTRAINTS / "numpy.txt"), ".")
+    session.run(
+        "python", "-m", "chanconv", "matrix-report", str(Path("build") / "matrix"),
+        f"--expect={','.join(BACKENDS)}",
+    )  # fmt: skip

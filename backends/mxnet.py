@@ -90,6 +90,9 @@ class MxnetBackend(Adapter):
     def to_numpy(self, x: Tensor) -> Any:
         return x.asnumpy()
 
+    def devices(self) -> list[str]:
+        return ["cpu(0)", *(f"gpu({i})" for i in range(self.fw.context.num_gpus()))]
+
     def restore_kind(self, y: Tensor, like: Tensor) -> Tensor:
         if isinstance(like, self.fw.np.ndarray):
             return y

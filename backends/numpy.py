@@ -55,3 +55,6 @@ class NumpyBackend(Adapter):
 
     def to_numpy(self, x: Tensor) -> Any:
         return self.fw.array(x)
+
+    def devices(self) -> list[str]:
+        return ["cpu"]

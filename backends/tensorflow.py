@@ -106,6 +106,9 @@ class TensorflowBackend(Adapter):
     def to_numpy(self, x: Tensor) -> Any:
         return x.numpy()
 
+    def devices(self) -> list[str]:
+        return [d.name.split(":", 1)[1] for d in self.fw.config.list_physical_devices()]
+
 
 @cache
 def _layer_class(keras: Any) -> Any:

@@ -82,6 +82,9 @@ class TorchBackend(Adapter):
     def to_numpy(self, x: Tensor) -> Any:
         return x.detach().cpu().numpy().copy()
 
+    def devices(self) -> list[str]:
+        return ["cpu", *(f"cuda:{i}" for i in range(self.fw.cuda.device_count()))]
+
 
 @cache
 def _layer_class(torch: Any) -> Any:

@@ -62,9 +62,10 @@ def _valid(backend: ArrayBackend, x: Tensor, k: Tensor, x4: tuple[int, ...],
 def corr2d(X: object, K: object) -> Tensor:
     """2-D cross-correlation of one channel: X (h, w), K (kh, kw) -> (h-kh+1, w-kw+1).
 
-    >>> corr2d([[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[0, 1], [2, 3]])
-    array([[19., 25.],
-           [37., 43.]], dtype=float32)
+    Examples:
+        >>> corr2d([[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[0, 1], [2, 3]])
+        array([[19., 25.],
+               [37., 43.]], dtype=float32)
     """
     backend, x, k, xt, kt, dtype = _section_op("corr2d", X, K, "(h, w)", "(kh, kw)", None)
     (h, w), (kh, kw) = x.shape, k.shape
@@ -74,7 +75,15 @@ def corr2d(X: object, K: object) -> Tensor:
 
 def corr2d_multi_in(X: object, K: object) -> Tensor:
     """Cross-correlation summed over input channels: X (ci, h, w), K (ci, kh, kw) ->
-    (h-kh+1, w-kw+1). The section's first example gives [[56, 72], [104, 120]]."""
+    (h-kh+1, w-kw+1). The section's first example gives [[56, 72], [104, 120]].
+
+    Examples:
+        >>> X = [[[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[1, 2, 3], [4, 5, 6], [7, 8, 9]]]
+        >>> K = [[[0, 1], [2, 3]], [[1, 2], [3, 4]]]
+        >>> corr2d_multi_in(X, K)
+        array([[ 56.,  72.],
+               [104., 120.]], dtype=float32)
+    """
     backend, x, k, xt, kt, dtype = _section_op(
         "corr2d_multi_in", X, K, "(ci, h, w)", "(ci, kh, kw)", 0
     )
@@ -85,7 +94,24 @@ def corr2d_multi_in(X: object, K: object) -> Tensor:
 
 def corr2d_multi_in_out(X: object, K: object) -> Tensor:
     """One output channel per kernel: X (ci, h, w), K (co, ci, kh, kw) ->
-    (co, h-kh+1, w-kw+1)."""
+    (co, h-kh+1, w-kw+1).
+
+    Examples:
+        The section stacks K, K + 1 and K + 2 into three output channels:
+
+        >>> import numpy as np
+        >>> X = [[[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[1, 2, 3], [4, 5, 6], [7, 8, 9]]]
+        >>> K = np.array([[[0, 1], [2, 3]], [[1, 2], [3, 4]]], dtype="float32")
+        >>> corr2d_multi_in_out(X, np.stack([K, K + 1, K + 2]))
+        array([[[ 56.,  72.],
+                [104., 120.]],
+        <BLANKLINE>
+               [[ 76., 100.],
+                [148., 172.]],
+        <BLANKLINE>
+               [[ 96., 128.],
+                [192., 224.]]], dtype=float32)
+    """
     backend, x, k, xt, kt, dtype = _section_op(
         "corr2d_multi_in_out", X, K, "(ci, h, w)", "(co, ci, kh, kw)", 1
     )
@@ -96,7 +122,20 @@ def corr2d_multi_in_out(X: object, K: object) -> Tensor:
 
 def corr2d_multi_in_out_1x1(X: object, K: object) -> Tensor:
     """A 1x1 convolution as the matrix multiplication it is: every pixel's channel vector
-    times the (co, ci) weight matrix. X (ci, h, w), K (co, ci, 1, 1) -> (co, h, w)."""
+    times the (co, ci) weight matrix. X (ci, h, w), K (co, ci, 1, 1) -> (co, h, w).
+
+    Examples:
+        Two output channels: the sum and the difference of the two input channels.
+
+        >>> X = [[[1, 2], [3, 4]], [[10, 20], [30, 40]]]
+        >>> K = [[[[1]], [[1]]], [[[1]], [[-1]]]]
+        >>> corr2d_multi_in_out_1x1(X, K)
+        array([[[ 11.,  22.],
+                [ 33.,  44.]],
+        <BLANKLINE>
+               [[ -9., -18.],
+                [-27., -36.]]], dtype=float32)
+    """
     backend, x, k, xt, kt, _ = _section_op(
         "corr2d_multi_in_out_1x1", X, K, "(ci, h, w)", "(co, ci, 1, 1)", 1
     )
@@ -157,10 +196,11 @@ def conv2d(
     ``algorithm`` is ``"direct"``, ``"im2col"``, ``"native"`` (the framework's own
     convolution) or ``"auto"``; see :mod:`chanconv.conv`. All agree to rounding.
 
-    >>> X = [[[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[1, 2, 3], [4, 5, 6], [7, 8, 9]]]
-    >>> K = [[[[0, 1], [2, 3]], [[1, 2], [3, 4]]]]
-    >>> conv2d(X, K, padding=1, stride=2).shape
-    (1, 2, 2)
+    Examples:
+        >>> X = [[[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[1, 2, 3], [4, 5, 6], [7, 8, 9]]]
+        >>> K = [[[[0, 1], [2, 3]], [[1, 2], [3, 4]]]]
+        >>> conv2d(X, K, padding=1, stride=2).shape
+        (1, 2, 2)
     """
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
@@ -196,7 +236,16 @@ def conv2d_vjp(
     """The gradients (dX, dK, dbias) of ``sum(conv2d(X, K, bias, ...) * dY)``: the
     backward pass for backends without autograd (NumPy), written against the protocol and
     so available on every backend. ``dbias`` is None when ``bias`` is None (its value does
-    not enter the gradients; only its presence does)."""
+    not enter the gradients; only its presence does).
+
+    Examples:
+        Y = 2 X with a 1x1 kernel [[2]]: dX is 2 dY, dK the sum of X times dY.
+
+        >>> dX, dK, dbias = conv2d_vjp([[[1, 2], [3, 4]]], [[[[2]]]], [[[1, 1], [1, 1]]],
+        ...                            bias=[0])
+        >>> dX.tolist(), dK.tolist(), dbias.tolist()
+        ([[[2.0, 2.0], [2.0, 2.0]]], [[[[10.0]]]], [4.0])
+    """
     backend, g, ops, unbatched = _conv_operands(
         "conv2d_vjp", X, K, bias, stride, padding, dilation, groups, {"dY": dY}
     )

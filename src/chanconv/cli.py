@@ -147,6 +147,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     explain_parser.add_argument("--at", type=_shape, default=(0, 0), help="output element I,J")
     explain_parser.add_argument("--multi-out", action="store_true",
                                 help="the 3-output-channel kernel K3 instead of K")  # fmt: skip
+    commands.add_parser("backends", help="every known backend: installed, version, devices")
+    check_parser = commands.add_parser(
+        "check", help="check the installed backends against a float64 loop oracle"
+    )
+    check_which = check_parser.add_mutually_exclusive_group()
+    check_which.add_argument("--backend", help="only this backend (default: all installed)")
+    check_which.add_argument("--all", action="store_true", help="every installed backend")
+    check_parser.add_argument("--cases", type=int, default=300, help="random cases (300)")
+    check_parser.add_argument("--seed", type=int, default=0, help="seed of the random cases")
+    check_parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    matrix_parser = commands.add_parser(
+        "matrix-report", help="merge check --json reports into FOLDER.md and FOLDER.html"
+    )
+    matrix_parser.add_argument("folder", help="folder of check reports, e.g. build/matrix")
+    matrix_parser.add_argument("--expect", type=lambda s: s.split(","), default=[],
+                               help="backends that must have a report: numpy,torch")  # fmt: skip
     args = parser.parse_args(argv)
     try:
         if args.command == "cost":
@@ -156,9 +172,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "explain":
             from chanconv.explain import explain_example
 
-            print(explain_example(args.out, args.at, args.multi_out).text)
+            try:
+                print(explain_example(args.out, args.at, args.multi_out).text)
+            except OSError as err:
+                print(f"error: cannot write {args.out}: {err}", file=sys.stderr)
+                return 2
             print(f"wrote {args.out}")
             return 0
+        if args.command == "backends":
+            from chanconv.inventory import run as list_backends
+
+            return list_backends()
+        if args.command == "check":
+            from chanconv.check import run as run_check
+
+            return run_check(args.backend, cases=args.cases, seed=args.seed, json_path=args.json)
+        if args.command == "matrix-report":
+            from chanconv.matrix import run as matrix_report
+
+            return matrix_report(args.folder, expected=args.expect)
         return demo(args.backend)
     except (ImportError, ValueError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)

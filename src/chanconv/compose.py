@@ -18,6 +18,13 @@ def compose_kernels(K1: object, K2: object, *, first_stride: int = 1) -> Tensor:
     (``"valid"``) convolutions, up to rounding. With s = t = 1 that is the exercise's
     (kh1+kh2-1) x (kw1+kw2-1) kernel. Padding breaks the identity at the borders: the second
     convolution would pad the intermediate result with zeros, not with K1's response to zeros.
+
+    Examples:
+        A 2x2 kernel followed by the edge detector [1, -1] is one 2x3 kernel:
+
+        >>> compose_kernels([[[[1, 2], [3, 4]]]], [[[[1, -1]]]])
+        array([[[[ 1.,  1., -2.],
+                 [ 3.,  1., -4.]]]], dtype=float32)
     """
     if isinstance(first_stride, bool) or not isinstance(first_stride, int) or first_stride < 1:
         raise ValueError(
@@ -52,7 +59,15 @@ def block_diagonal_kernel(K: object, groups: int) -> Tensor:
     """The dense (co, ci, kh, kw) kernel equivalent to grouped kernel K (co, ci/groups,
     kh, kw): seen as a (co, ci) matrix per tap, it is block diagonal with ``groups`` blocks,
     zero elsewhere. ``conv2d(X, K, groups=g)`` equals ``conv2d(X, block_diagonal_kernel(K,
-    g))`` while costing 1/g of its multiplications (see ``conv2d_cost``)."""
+    g))`` while costing 1/g of its multiplications (see ``conv2d_cost``).
+
+    Examples:
+        Two groups of one channel each: the 1x1 kernel's (co, ci) matrix is diagonal.
+
+        >>> block_diagonal_kernel([[[[1]]], [[[2]]]], 2)[:, :, 0, 0]
+        array([[1., 0.],
+               [0., 2.]], dtype=float32)
+    """
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
         raise ValueError(f"block_diagonal_kernel: groups must be a positive int, not {groups!r}")
     backend = pick_backend(K=K)

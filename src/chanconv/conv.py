@@ -25,12 +25,25 @@ _im2col_limit = 64 * 2**20
 
 
 def im2col_limit() -> int:
-    """Bytes the im2col algorithm may spend on its unfolded matrix at once (default 64 MiB)."""
+    """Bytes the im2col algorithm may spend on its unfolded matrix at once (default 64 MiB).
+
+    Examples:
+        >>> im2col_limit() == 64 * 2**20
+        True
+    """
     return _im2col_limit
 
 
 def set_im2col_limit(nbytes: int) -> int:
-    """Bound im2col's unfolded matrix by ``nbytes`` from now on; returns the old bound."""
+    """Bound im2col's unfolded matrix by ``nbytes`` from now on; returns the old bound.
+
+    Examples:
+        >>> old = set_im2col_limit(2**20)  # 1 MiB: larger problems are tiled
+        >>> im2col_limit()
+        1048576
+        >>> set_im2col_limit(old)
+        1048576
+    """
     global _im2col_limit
     if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 1:
         raise ValueError(f"the im2col limit must be a positive number of bytes, not {nbytes!r}")

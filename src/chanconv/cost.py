@@ -25,7 +25,13 @@ from chanconv.geometry import ConvGeometry, IntPair, Padding, conv_geometry
 
 @dataclass(frozen=True)
 class ConvCost:
-    """Operation counts and memory of one convolution's forward and backward pass."""
+    """Operation counts and memory of one convolution's forward and backward pass.
+
+    Examples:
+        >>> c = conv2d_cost((1, 3, 3), (1, 1, 2, 2))
+        >>> c.output_shape, c.multiplications, c.additions, c.forward_flops
+        ((1, 1, 2, 2), 16, 12, 28)
+    """
 
     input_shape: tuple[int, int, int, int]
     kernel_shape: tuple[int, int, int, int]
@@ -40,13 +46,17 @@ class ConvCost:
 
     @property
     def forward_flops(self) -> int:
+        """Multiplications plus additions of the forward pass."""
         return self.multiplications + self.additions
 
     @property
     def backward_flops(self) -> int:
+        """Multiplications plus additions of the backward pass (input and kernel gradients,
+        and the bias gradient if there is a bias)."""
         return self.backward_multiplications + self.backward_additions
 
     def as_dict(self) -> dict[str, object]:
+        """Every field and both totals, for printing or JSON."""
         return {**asdict(self), "forward_flops": self.forward_flops,
                 "backward_flops": self.backward_flops}  # fmt: skip
 
@@ -110,12 +120,13 @@ def conv2d_cost(
     """Multiplications, additions and memory of ``conv2d`` on these shapes, forward and
     backward. ``input_shape`` is (n, ci, h, w) or (ci, h, w).
 
-    The section's discussion: a 256x256 image with 128 input and 128 output channels and a
-    5x5 kernel (padded to keep its size) needs over 53 billion operations:
+    Examples:
+        The section's discussion: a 256x256 image with 128 input and 128 output channels
+        and a 5x5 kernel (padded to keep its size) needs over 53 billion operations:
 
-    >>> c = conv2d_cost((128, 256, 256), (128, 128, 5, 5), padding="same")
-    >>> c.multiplications + c.additions
-    53678702592
+        >>> c = conv2d_cost((128, 256, 256), (128, 128, 5, 5), padding="same")
+        >>> c.multiplications + c.additions
+        53678702592
     """
     if dtype not in ITEMSIZE:
         raise ValueError(f"dtype must be one of {', '.join(ITEMSIZE)}, not {dtype!r}")

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from chanconv import reference
 from chanconv.channels import corr2d_multi_in, corr2d_multi_in_out
 from chanconv.inputs import operand, pick_backend
-from chanconv.protocol import ArrayBackend, Tensor
+from chanconv.protocol import ArrayBackend
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -128,8 +128,8 @@ class Explanation:
     def _agrees(self, o: int) -> bool:
         i, j = self.at
         kh, kw = len(self.K[o][0]), len(self.K[o][0][0])
-        scale = sum(abs(x[i + a][j + b] * k[a][b])
-                    for x, k in zip(self.X, self.K[o]) for a in range(kh) for b in range(kw))  # fmt: skip
+        scale = sum(abs(x[i + a][j + b] * k[a][b]) for x, k in zip(self.X, self.K[o], strict=True)
+                    for a in range(kh) for b in range(kw))  # fmt: skip
         terms = len(self.X) * kh * kw
         tol = 4 * (terms + 1) * _EPS.get(self.dtype, 2.0**-7) * scale
         a, v = self.arithmetic[o], self.value[o]
@@ -209,6 +209,15 @@ def explain(X: object, K: object, at: Sequence[int] = (0, 0)) -> Explanation:
     written; tensors compute in their own dtype. Bad arguments are refused as the operation
     refuses them (``ValueError`` naming the shapes, ``TypeError`` for bad types), and ``at``
     must lie in the output.
+
+    Examples:
+        >>> X = [[[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[1, 2, 3], [4, 5, 6], [7, 8, 9]]]
+        >>> K = [[[0, 1], [2, 3]], [[1, 2], [3, 4]]]
+        >>> e = explain(X, K, at=(1, 1))
+        >>> print(e.text)
+        (4×0+5×1+7×2+8×3)+(5×1+6×2+8×3+9×4)=120
+        >>> e.value, e.agrees
+        ((120.0,), True)
     """
     ij = _check_at(at)
     backend = pick_backend(X=X, K=K)
@@ -245,7 +254,9 @@ def explain(X: object, K: object, at: Sequence[int] = (0, 0)) -> Explanation:
     )  # fmt: skip
 
 
-def _arithmetic(x: list[Grid], k: list[Grid], at: tuple[int, int], o: int | None) -> tuple[str, float]:  # fmt: skip
+def _arithmetic(
+    x: list[Grid], k: list[Grid], at: tuple[int, int], o: int | None
+) -> tuple[str, float]:
     """One output channel's arithmetic as written, and its value computed independently of
     the operation: in float64, term by term, in the order written (so evaluating the text
     repeats this computation exactly when every number is written in full)."""
@@ -256,13 +267,15 @@ def _arithmetic(x: list[Grid], k: list[Grid], at: tuple[int, int], o: int | None
         weights = [k[c][0][0] for c in range(len(x))]
         pixel = [x[c][i][j] for c in range(len(x))]
         total = 0.0
-        for w, v in zip(weights, pixel):
+        for w, v in zip(weights, pixel, strict=True):
             total += w * v
         symbolic = " + ".join(f"{_factor(w)}×X[{c},{i},{j}]" for c, w in enumerate(weights))
-        numeric = " + ".join(f"{_factor(w)}×{_factor(v)}" for w, v in zip(weights, pixel))
+        numeric = " + ".join(
+            f"{_factor(w)}×{_factor(v)}" for w, v in zip(weights, pixel, strict=True)
+        )
         return f"Y[{y_index}] = {symbolic} = {numeric} = {fmt(total)}", total
     groups, total = [], 0.0
-    for xc, kc in zip(x, k):
+    for xc, kc in zip(x, k, strict=True):
         terms, group = [], 0.0
         for a in range(kh):
             for b in range(kw):
@@ -320,8 +333,8 @@ class _Panel:
         h, w = len(self.values), len(self.values[0])
         if (self.rows, self.cols) == ((0, h), (0, w)):
             return self.label
-        return (f"{self.label}  rows {self.rows[0]}–{self.rows[1] - 1} of {h}, "
-                f"cols {self.cols[0]}–{self.cols[1] - 1} of {w}")  # fmt: skip
+        return (f"{self.label}  rows {self.rows[0]}-{self.rows[1] - 1} of {h}, "
+                f"cols {self.cols[0]}-{self.cols[1] - 1} of {w}")  # fmt: skip
 
 
 def _panels(e: Explanation, o: int, channels: int) -> tuple[list[tuple[_Panel, _Panel]], _Panel]:
@@ -439,13 +452,13 @@ def _draw(e: Explanation) -> Figure:
 
     # Heights: title, then per row the captions, the grids, the arithmetic and the note.
     band = [max(max(px.height, pk.height) for px, pk in pairs) for pairs, _ in layout]
-    band = [max(b, y.height) for b, (_, y) in zip(band, layout)]
+    band = [max(b, y.height) for b, (_, y) in zip(band, layout, strict=True)]
     row_heights = [1.0 + b + 0.45 + _LINE * len(w) + _NOTE_LINE + 0.1
-                   for b, w in zip(band, wrapped)]  # fmt: skip
+                   for b, w in zip(band, wrapped, strict=True)]  # fmt: skip
     extra = [s for s in (
-        f"(input channels {channels}–{len(e.X) - 1} are not drawn, but are in the arithmetic)"
+        f"(input channels {channels}-{len(e.X) - 1} are not drawn, but are in the arithmetic)"
         if channels < len(e.X) else "",
-        f"(output channels {rows}–{len(e.K) - 1} are not drawn)" if rows < len(e.K) else "",
+        f"(output channels {rows}-{len(e.K) - 1} are not drawn)" if rows < len(e.K) else "",
     ) if s]  # fmt: skip
     notes = [_note(e, o) for o in range(rows)]
     prose = [*(n for n, _ in notes), *extra]
@@ -469,7 +482,7 @@ def _draw(e: Explanation) -> Figure:
 
     top = title_height
     for (pairs, y_panel), b, lines, rh, o in zip(layout, band, wrapped, row_heights,
-                                                 range(rows)):  # fmt: skip
+                                                 range(rows), strict=True):  # fmt: skip
         grid_top = top + 1.0
         x = _MARGIN
         mid = grid_top + b / 2

@@ -75,7 +75,16 @@ class LayerSpec:
 
 class Conv2DLayer:
     """Conv2D for backends without a module system: call it, then ``backward(dY)`` fills
-    ``weight_grad`` and ``bias_grad``, and ``sgd_step(lr)`` updates the parameters."""
+    ``weight_grad`` and ``bias_grad``, and ``sgd_step(lr)`` updates the parameters.
+
+    Examples:
+        >>> layer = Conv2D(1, 1, 2, bias=False, seed=0)  # a Conv2DLayer on NumPy
+        >>> y = layer([[[1, 2], [3, 4]]])
+        >>> dx = layer.backward(y * 0 + 1)  # dY = 1: dK is the input itself
+        >>> layer.weight_grad.tolist()
+        [[[[1.0, 2.0], [3.0, 4.0]]]]
+        >>> layer.sgd_step(0.1)
+    """
 
     def __init__(self, spec: LayerSpec, backend: ArrayBackend, rng: random.Random) -> None:
         self.spec = spec
@@ -130,9 +139,10 @@ def Conv2D(
     Keras layer, a Gluon block, or for NumPy a :class:`Conv2DLayer`. Parameters start
     as PyTorch's do (uniform in +-1/sqrt(fan_in)), drawn from ``seed``.
 
-    >>> layer = Conv2D(2, 3, 2, seed=0)   # on NumPy, the default backend
-    >>> layer([[[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[1, 2, 3], [4, 5, 6], [7, 8, 9]]]).shape
-    (3, 2, 2)
+    Examples:
+        >>> layer = Conv2D(2, 3, 2, seed=0)   # on NumPy, the default backend
+        >>> layer([[[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[1, 2, 3], [4, 5, 6], [7, 8, 9]]]).shape
+        (3, 2, 2)
     """
     spec = LayerSpec(in_channels, out_channels, as_pair("kernel_size", kernel_size), stride,
                      padding, dilation, groups, bias, algorithm)  # fmt: skip

@@ -33,7 +33,13 @@ FLOATING_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 @runtime_checkable
 class ArrayBackend(Protocol):
-    """What an adapter provides. See ``backends/numpy.py`` for the shortest example."""
+    """What an adapter provides. See ``backends/numpy.py`` for the shortest example.
+
+    Examples:
+        >>> import chanconv
+        >>> isinstance(chanconv.get_adapter("numpy"), ArrayBackend)
+        True
+    """
 
     #: Canonical backend name, as used by ``use_backend`` and ``CHANCONV_BACKEND``.
     @property
@@ -112,6 +118,11 @@ class NativeConv2d(Protocol):
     by the framework's autograd. It must give the right answer for every combination the
     core accepts (the core checks arguments first); where the framework's own kernel
     refuses a combination, the adapter works around it rather than raising.
+
+    Examples:
+        >>> import chanconv
+        >>> isinstance(chanconv.get_adapter("numpy"), NativeConv2d)  # NumPy has none
+        False
     """
 
     def conv2d_native(
@@ -132,6 +143,21 @@ class NativeLayers(Protocol):
     modules (``torch.nn.Module``, Keras layer, Gluon block), so its optimizers train it.
     Its forward pass must be ``spec.forward(x, weight, bias)``; parameters start from
     ``spec.initial_weight(rng)`` and ``spec.initial_bias(rng)``, and are named ``weight``
-    and ``bias`` (Keras: ``kernel`` and ``bias``)."""
+    and ``bias`` (Keras: ``kernel`` and ``bias``).
+
+    Examples:
+        >>> import chanconv
+        >>> isinstance(chanconv.get_adapter("numpy"), NativeLayers)  # Conv2DLayer instead
+        False
+    """
 
     def conv2d_layer(self, spec: LayerSpec, rng: random.Random) -> Any: ...
+
+
+@runtime_checkable
+class DeviceList(Protocol):
+    """Optional extension: the devices the framework can compute on in this process, in the
+    framework's own spelling (``["cpu", "cuda:0"]``), for ``python -m chanconv backends``.
+    May import the framework."""
+
+    def devices(self) -> list[str]: ...

@@ -49,7 +49,13 @@ def _load_adapter(target: str) -> ArrayBackend:
 
 def adapters() -> dict[str, ArrayBackend]:
     """Every known adapter by canonical name: built-in ones and those registered under the
-    entry-point group ``chanconv.backends``. Loading them imports no framework."""
+    entry-point group ``chanconv.backends``. Loading them imports no framework.
+
+    Examples:
+        >>> import chanconv
+        >>> {"numpy", "torch", "tensorflow", "mxnet"} <= set(chanconv.adapters())
+        True
+    """
     global _adapters
     if _adapters is None:
         targets = dict(_BUILTIN)
@@ -66,7 +72,17 @@ def adapters() -> dict[str, ArrayBackend]:
 
 
 def register(adapter: ArrayBackend, origin: str = "register()") -> None:
-    """Add (or replace) a backend at run time; entry points are the packaged way."""
+    """Add (or replace) a backend at run time; entry points are the packaged way.
+
+    Examples:
+        >>> import chanconv
+        >>> from chanconv.backends.numpy import NumpyBackend
+        >>> class MyNumpy(NumpyBackend):
+        ...     name, aliases = "mynumpy", ("mynp",)
+        >>> chanconv.register(MyNumpy())
+        >>> chanconv.get_adapter("mynp")
+        <chanconv backend 'mynumpy'>
+    """
     if not isinstance(adapter, ArrayBackend):
         raise TypeError(f"{adapter!r} does not implement chanconv.protocol.ArrayBackend")
     table = adapters()
@@ -96,7 +112,20 @@ def canonical_name(name: str) -> str:
 
 def get_adapter(name: str, *, require_installed: bool = True) -> ArrayBackend:
     """The adapter called ``name``. ``ImportError`` naming the pip extra when its framework
-    is not installed (checked without importing it)."""
+    is not installed (checked without importing it).
+
+    Examples:
+        >>> import chanconv
+        >>> np_backend = chanconv.get_adapter("np")  # aliases work too
+        >>> np_backend
+        <chanconv backend 'numpy'>
+        >>> np_backend.shape(np_backend.asarray([[1.0, 2.0, 3.0]], "float32"))
+        (1, 3)
+        >>> chanconv.get_adapter("jax")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown backend 'jax'; known backends: ...
+    """
     adapter = adapters()[canonical_name(name)]
     if require_installed and adapter.framework not in sys.modules:
         if not framework_installed(adapter.framework):
@@ -112,7 +141,16 @@ def backend_for(x: object) -> ArrayBackend | None:
 
     A cached lookup on ``type(x)``; on a miss, only frameworks already in ``sys.modules``
     are asked, so this never imports one (an object of a framework that is not imported
-    cannot exist)."""
+    cannot exist).
+
+    Examples:
+        >>> import numpy as np
+        >>> import chanconv
+        >>> chanconv.backend_for(np.zeros(3))
+        <chanconv backend 'numpy'>
+        >>> chanconv.backend_for([1.0, 2.0]) is None
+        True
+    """
     tp = type(x)
     try:
         return _type_cache[tp]
@@ -129,7 +167,13 @@ def backend_for(x: object) -> ArrayBackend | None:
 
 def active_name() -> str:
     """The backend used for inputs that are not tensors: ``use_backend`` over
-    ``set_backend`` over ``$CHANCONV_BACKEND`` over ``numpy``."""
+    ``set_backend`` over ``$CHANCONV_BACKEND`` over ``numpy``.
+
+    Examples:
+        >>> import chanconv
+        >>> chanconv.active_name()  # nothing chosen, CHANCONV_BACKEND unset
+        'numpy'
+    """
     choice = _scoped_choice.get() or _global_choice
     if choice is not None:
         return choice
@@ -148,7 +192,15 @@ def active_backend() -> ArrayBackend:
 
 
 def set_backend(name: str | None) -> None:
-    """Choose the process-wide backend for non-tensor inputs; ``None`` undoes the choice."""
+    """Choose the process-wide backend for non-tensor inputs; ``None`` undoes the choice.
+
+    Examples:
+        >>> import chanconv
+        >>> chanconv.set_backend("np")
+        >>> chanconv.active_name()
+        'numpy'
+        >>> chanconv.set_backend(None)  # back to $CHANCONV_BACKEND, else numpy
+    """
     global _global_choice
     _global_choice = None if name is None else get_adapter(name).name
 
@@ -156,7 +208,15 @@ def set_backend(name: str | None) -> None:
 @contextmanager
 def use_backend(name: str) -> Iterator[ArrayBackend]:
     """Within the ``with`` block, in this thread or asyncio task only, use backend ``name``
-    for non-tensor inputs. Yields the adapter."""
+    for non-tensor inputs. Yields the adapter.
+
+    Examples:
+        >>> import chanconv
+        >>> with chanconv.use_backend("numpy") as backend:
+        ...     y = chanconv.corr2d([[1, 2], [3, 4]], [[1]])
+        >>> backend.name, type(y).__name__
+        ('numpy', 'ndarray')
+    """
     adapter = get_adapter(name)
     token = _scoped_choice.set(adapter.name)
     try:

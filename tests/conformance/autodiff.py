@@ -55,15 +55,15 @@ def weighted_sum(backend, y, g):
 
 def framework_conv(backend, x, k, b, stride, padding, dilation, groups):
     """The framework's own convolution on its own tensors (NCHW in and out), symmetric
-    integer padding; None where the framework's CPU kernel cannot do the case itself
-    (TensorFlow: groups, or stride and dilation both above 1)."""
+    integer padding; None where the framework's CPU kernels cannot do the case and its
+    gradient themselves (TensorFlow: groups, or any dilation above 1)."""
     (sh, sw), (dh, dw), (ph, pw) = stride, dilation, padding
     if backend == "torch":
         import torch.nn.functional as F
 
         return F.conv2d(x, k, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
     if backend == "tensorflow":
-        if groups != 1 or (max(sh, sw) > 1 and max(dh, dw) > 1):
+        if groups != 1 or max(dh, dw) > 1:
             return None
         import tensorflow as tf
 

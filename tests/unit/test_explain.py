@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 import re
-import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -17,9 +17,11 @@ EXAMPLE_00 = "(0×0+1×1+3×2+4×3)+(1×1+2×2+4×3+5×4)=56"
 EXAMPLE_11 = "(4×0+5×1+7×2+8×3)+(5×1+6×2+8×3+9×4)=120"
 
 
-def _tensor(nested):
-    """``nested`` as a float32 tensor of the backend under test."""
-    return chanconv.get_adapter(chanconv.active_name()).asarray(nested, "float32")
+def _tensor(adapter, nested):
+    """``nested`` as a float32 tensor of the backend under test (``pytest --backend``; the
+    unit suite's fixtures reset the active backend to numpy for every test, so the session's
+    ``adapter`` fixture names it)."""
+    return adapter.asarray(nested, "float32")
 
 
 def _evaluate(line: str) -> tuple[float, float]:
@@ -29,7 +31,7 @@ def _evaluate(line: str) -> tuple[float, float]:
     parts = line.split("=")
     expression, result = parts[-2], parts[-1]
     assert re.fullmatch(r"[0-9.e+\-×() ]+", expression), expression
-    return eval(expression.replace("×", "*")), float(result)  # noqa: S307
+    return eval(expression.replace("×", "*")), float(result)
 
 
 def _loop(X, K, i: int, j: int) -> float:
@@ -50,7 +52,7 @@ def _close(a: float, b: float, scale: float) -> bool:
 
 
 def _scale(X, K, i: int, j: int) -> float:
-    return sum(abs(float(x[i + a][j + b]) * float(k[a][b])) for x, k in zip(X, K)
+    return sum(abs(float(x[i + a][j + b]) * float(k[a][b])) for x, k in zip(X, K, strict=True)
                for a in range(len(k)) for b in range(len(k[0])))  # fmt: skip
 
 
@@ -67,12 +69,24 @@ def test_the_example_is_written_as_the_book_writes_it():
     assert chanconv.explain(reference.X, reference.K, at=[1, 1]).value == (120.0,)
 
 
-def test_the_example_in_tensors_of_the_backend_under_test():
-    e = chanconv.explain(_tensor(reference.X), _tensor(reference.K), at=(1, 1))
+def test_the_example_in_tensors_of_the_backend_under_test(adapter):
+    e = chanconv.explain(_tensor(adapter, reference.X), _tensor(adapter, reference.K), at=(1, 1))
     assert e.text == EXAMPLE_11
     assert e.value == (120.0,)
-    assert e.backend == chanconv.active_name()
+    assert e.backend == adapter.name
     assert e.dtype == "float32"
+    assert e.agrees
+
+
+def test_lists_compute_at_float64_on_the_active_backend(adapter):
+    X = [[[0.1, 0.2], [0.3, 0.4]], [[1.5, -2.25], [3.0, 0.7]]]
+    K = [[[[0.3]], [[-0.6]]], [[[1.1]], [[0.9]]]]
+    with chanconv.use_backend(adapter.name):
+        e = chanconv.explain(X, K, at=(1, 1))
+    assert (e.backend, e.dtype) == (adapter.name, "float64")
+    assert e.lines[0] == "Y[0,1,1] = 0.3×X[0,1,1] + (-0.6)×X[1,1,1] = 0.3×0.4 + (-0.6)×0.7 = -0.3"
+    assert math.isclose(e.value[0], 0.3 * 0.4 - 0.6 * 0.7, rel_tol=1e-12)
+    assert math.isclose(e.value[1], 1.1 * 0.4 + 0.9 * 0.7, rel_tol=1e-12)
     assert e.agrees
 
 
@@ -85,7 +99,7 @@ def test_the_example_in_numpy_arrays_of_mixed_dtypes():
     assert (e.backend, e.dtype) == ("numpy", "float64")
 
 
-def test_multi_output_has_one_row_per_output_channel():
+def test_multi_output_has_one_row_per_output_channel(adapter):
     e = chanconv.explain(reference.X, reference.K3)
     assert e.multi_out
     assert e.value == (56.0, 76.0, 96.0)
@@ -94,7 +108,7 @@ def test_multi_output_has_one_row_per_output_channel():
         "(0×1+1×2+3×3+4×4)+(1×2+2×3+4×4+5×5)=76",
         "(0×2+1×3+3×4+4×5)+(1×3+2×4+4×5+5×6)=96",
     ]
-    at_11 = chanconv.explain(_tensor(reference.X), _tensor(reference.K3), at=(1, 1))
+    at_11 = chanconv.explain(_tensor(adapter, reference.X), _tensor(adapter, reference.K3), (1, 1))
     assert at_11.value == tuple(float(y[1][1]) for y in reference.MULTI_IN_OUT)
     svg = e.to_svg()
     for label in ("Y[0]", "Y[1]", "Y[2]", "K[2,1]", "56", "76", "96"):
@@ -123,7 +137,9 @@ def test_a_one_by_one_kernel_is_a_linear_combination_of_channels():
     expected = chanconv.corr2d_multi_in_out_1x1(np.asarray(X), np.asarray(K))[:, 1, 0]
     assert list(e.value) == expected.tolist()
     single = chanconv.explain(X, K[1], at=(0, 1))  # K as (ci, 1, 1): one output channel
-    assert single.text == "Y[0,1] = 1×X[0,0,1] + 0×X[1,0,1] + 0.25×X[2,0,1] = 1×2 + 0×6 + 0.25×0 = 2"
+    assert (
+        single.text == "Y[0,1] = 1×X[0,0,1] + 0×X[1,0,1] + 0.25×X[2,0,1] = 1×2 + 0×6 + 0.25×0 = 2"
+    )
     assert "1×1 convolution" in single.to_svg()
 
 
@@ -139,6 +155,12 @@ def _nested(rng: random.Random, shape: tuple[int, ...]):
     if not shape:
         return _short(rng)
     return [_nested(rng, shape[1:]) for _ in range(shape[0])]
+
+
+def _gauss(rng: random.Random, shape: tuple[int, ...]):
+    if not shape:
+        return rng.gauss(0.0, 1.0)
+    return [_gauss(rng, shape[1:]) for _ in range(shape[0])]
 
 
 @pytest.mark.parametrize("seed", range(30))
@@ -176,15 +198,13 @@ def test_the_written_arithmetic_is_the_computation(seed):
     assert e.agrees
 
 
-def test_random_float32_tensors_agree_within_float32_rounding():
+def test_random_float32_tensors_agree_within_float32_rounding(adapter):
     rng = random.Random(7)
-    X = _tensor([[[rng.gauss(0, 1) for _ in range(5)] for _ in range(4)] for _ in range(3)])
-    K = _tensor([[[[rng.gauss(0, 1) for _ in range(2)] for _ in range(3)] for _ in range(3)]
-                 for _ in range(2)])  # fmt: skip
+    X = _tensor(adapter, _gauss(rng, (3, 4, 5)))
+    K = _tensor(adapter, _gauss(rng, (2, 3, 3, 2)))
     e = chanconv.explain(X, K, at=(1, 3))
-    assert e.dtype == "float32"
+    assert (e.backend, e.dtype) == (adapter.name, "float32")
     assert e.agrees
-    adapter = chanconv.get_adapter(chanconv.active_name())
     x64 = adapter.to_numpy(X).astype(np.float64)
     for o, k in enumerate(adapter.to_numpy(K).astype(np.float64)):
         assert math.isclose(e.arithmetic[o], _loop(x64, k, 1, 3), rel_tol=1e-12)
@@ -237,9 +257,24 @@ def test_save_refuses_other_formats(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_drawing_uses_no_pyplot():
-    chanconv.explain(reference.X, reference.K3).to_svg()
-    assert "matplotlib.pyplot" not in sys.modules
+def test_matplotlib_is_imported_only_to_draw_and_pyplot_never(run_python):
+    # In a fresh process: TensorFlow imports pyplot itself, so this one imports no framework.
+    code = textwrap.dedent(
+        """
+        import sys
+
+        import chanconv
+        from chanconv import reference
+
+        e = chanconv.explain(reference.X, reference.K3)
+        before = "matplotlib" in sys.modules
+        e.to_svg()
+        print(before, "matplotlib.figure" in sys.modules, "matplotlib.pyplot" in sys.modules)
+        """
+    )
+    proc = run_python("-c", code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "True", "False"]
 
 
 def test_large_inputs_are_drawn_cropped_with_the_arithmetic_complete(tmp_path):
@@ -251,8 +286,8 @@ def test_large_inputs_are_drawn_cropped_with_the_arithmetic_complete(tmp_path):
     written, _ = _evaluate(e.text)
     assert _close(written, _loop(X, K, 20, 5), _scale(X, K, 20, 5))
     svg = e.to_svg()
-    assert "rows 18–25 of 30" in svg
-    assert "input channels 4–6 are not drawn" in svg
+    assert "rows 18-25 of 30" in svg
+    assert "input channels 4-6 are not drawn" in svg
     e.save(tmp_path / "large.png")
 
 
@@ -271,7 +306,8 @@ def test_at_of_the_wrong_type_is_refused(at):
 
 def test_channel_mismatch_is_refused_with_the_shapes():
     K3in = [reference.K[0], reference.K[1], reference.K[0]]
-    with pytest.raises(ValueError, match=r"2 input channels but K expects 3 .*\(2, 3, 3\).*\(3, 2, 2\)"):
+    mismatch = r"2 input channels but K expects 3 .*\(2, 3, 3\).*\(3, 2, 2\)"
+    with pytest.raises(ValueError, match=mismatch):
         chanconv.explain(reference.X, K3in)
     with pytest.raises(ValueError, match=r"\(2, 3, 3\).*\(3, 3, 2, 2\)"):
         chanconv.explain(reference.X, [K3in] * 3)
@@ -318,4 +354,6 @@ def test_cli_reports_bad_arguments(tmp_path, capsys):
     assert "outside the output" in capsys.readouterr().err
     assert cli.main(["explain", "--out", str(tmp_path / "x.gif")]) == 2
     assert ".svg or .png" in capsys.readouterr().err
+    assert cli.main(["explain", "--out", str(tmp_path / "no" / "x.png")]) == 2
+    assert "cannot write" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []

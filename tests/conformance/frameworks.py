@@ -1,0 +1,201 @@
+"""Each framework's own API, called directly and never through chanconv: making native
+tensors from NumPy arrays, reading results back, stacking, and autograd.
+
+The conformance tests use these helpers to build what a user of that framework would pass
+and to check what comes back, so a bug in chanconv's adapters cannot hide itself by being
+used on both sides of an assertion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+BACKENDS = ("numpy", "torch", "tensorflow", "mxnet")
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One array kind of a framework: how to make it, and what a result in it looks like."""
+
+    backend: str
+    name: str
+    construct: Callable[[np.ndarray], Any]
+    #: A result in this kind is an instance of one of these...
+    result_types: tuple[type, ...]
+    #: ...and of none of these (MXNet's mx.np.ndarray subclasses mx.nd.NDArray).
+    not_types: tuple[type, ...] = ()
+
+    def tensor(self, array, dtype="float32"):
+        """A tensor of this kind holding ``array`` cast to ``dtype`` (by NumPy, exactly)."""
+        return self.construct(np.asarray(array, dtype=dtype))
+
+    def is_result(self, y):
+        return isinstance(y, self.result_types) and not isinstance(y, self.not_types)
+
+
+def kinds(backend):
+    """The array kinds a user of ``backend`` may pass; the first is the framework's default."""
+    if backend == "numpy":
+        return [Kind(backend, "np.ndarray", np.asarray, (np.ndarray,))]
+    if backend == "torch":
+        import torch
+
+        return [Kind(backend, "torch.Tensor", torch.tensor, (torch.Tensor,))]
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        # A Variable in gives a plain Tensor out, as TensorFlow's own ops do.
+        return [
+            Kind(backend, "tf.constant", tf.constant, (tf.Tensor,)),
+            Kind(backend, "tf.Variable", tf.Variable, (tf.Tensor,)),
+        ]
+    if backend == "mxnet":
+        import mxnet as mx
+
+        # Both constructors default to float32 whatever the source dtype: pass it on.
+        return [
+            Kind(backend, "mx.nd.NDArray", lambda a: mx.nd.array(a, dtype=a.dtype),
+                 (mx.nd.NDArray,), (mx.np.ndarray,)),
+            Kind(backend, "mx.np.ndarray", lambda a: mx.np.array(a, dtype=a.dtype),
+                 (mx.np.ndarray,)),
+        ]  # fmt: skip
+    raise ValueError(f"unknown backend {backend!r}")
+
+
+def native_types(backend):
+    """Every type a tensor of ``backend`` may have (any kind)."""
+    return tuple({t for kind in kinds(backend) for t in kind.result_types})
+
+
+def to_numpy(backend, t):
+    """A NumPy copy of ``t`` in its own dtype, by the framework's own conversion."""
+    if backend == "torch":
+        return t.detach().numpy()
+    if backend == "tensorflow":
+        return t.numpy()
+    if backend == "mxnet":
+        return t.asnumpy()
+    return np.array(t)
+
+
+def values(backend, t):
+    """``t``'s values as float64 NumPy (exact for every narrower float)."""
+    return to_numpy(backend, t).astype(np.float64)
+
+
+def dtype_name(backend, t):
+    """The standard name of ``t``'s dtype, read through the framework."""
+    if backend == "torch":
+        return str(t.dtype).removeprefix("torch.")
+    if backend == "tensorflow":
+        return t.dtype.name
+    # NumPy, and MXNet, which describes dtypes with NumPy's types (mx.nd: a scalar type).
+    return np.dtype(t.dtype).name
+
+
+def shape(backend, t):
+    """The shape as a tuple of ints (TensorFlow's is a TensorShape)."""
+    return tuple(int(d) for d in t.shape)
+
+
+def stack(backend, tensors):
+    """The framework's own stack along a new first axis, in the tensors' kind."""
+    if backend == "torch":
+        import torch
+
+        return torch.stack(tensors, 0)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.stack(tensors, 0)
+    if backend == "mxnet":
+        import mxnet as mx
+
+        if isinstance(tensors[0], mx.np.ndarray):
+            return mx.np.stack(tensors, 0)
+        return mx.nd.stack(*tensors, axis=0)
+    return np.stack(tensors, 0)
+
+
+def can_matmul(backend, dtype):
+    """Whether the framework's own CPU matmul computes in ``dtype`` (MXNet 1.9 refuses
+    float16, for instance). Tried, not looked up, so the answer follows the installed
+    version."""
+    a = np.eye(2, dtype=dtype)
+    try:
+        if backend == "torch":
+            import torch
+
+            y = torch.matmul(torch.tensor(a), torch.tensor(a))
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            y = tf.linalg.matmul(tf.constant(a), tf.constant(a))
+        elif backend == "mxnet":
+            import mxnet as mx
+
+            y = mx.np.matmul(mx.np.array(a, dtype=dtype), mx.np.array(a, dtype=dtype))
+        else:
+            y = np.matmul(a, a)
+        got = to_numpy(backend, y)  # MXNet is asynchronous: errors surface on reading
+    except Exception:
+        return False
+    return got.dtype == np.dtype(dtype) and np.array_equal(got, a)
+
+
+def has_autograd(backend):
+    return backend != "numpy"
+
+
+def weighted_sum(backend, y, g):
+    """sum(y * g) with the framework's own ops, in ``y``'s kind; ``g`` is NumPy."""
+    if backend == "torch":
+        import torch
+
+        return (y * torch.tensor(g, dtype=y.dtype)).sum()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.reduce_sum(y * tf.constant(g, dtype=y.dtype))
+    if backend == "mxnet":
+        import mxnet as mx
+
+        if isinstance(y, mx.np.ndarray):
+            return (y * mx.np.array(g, dtype=y.dtype)).sum()
+        return (y * mx.nd.array(g, dtype=y.dtype)).sum()
+    return (y * g).sum()
+
+
+def gradients(kind, fn, arrays, dtype):
+    """The gradients of the scalar ``fn(*tensors)`` with respect to each tensor, made of
+    ``kind`` from the NumPy ``arrays`` in ``dtype``, by the framework's own autograd, as
+    float64 NumPy. None on NumPy, which has no autograd."""
+    backend = kind.backend
+    if backend == "torch":
+        ts = [kind.tensor(a, dtype).requires_grad_(True) for a in arrays]
+        fn(*ts).backward()
+        return [values(backend, t.grad) for t in ts]
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        ts = [kind.tensor(a, dtype) for a in arrays]
+        with tf.GradientTape() as tape:
+            for t in ts:  # Variables are watched anyway; constants must be asked for
+                tape.watch(t)
+            out = fn(*ts)
+        return [values(backend, g) for g in tape.gradient(out, ts)]
+    if backend == "mxnet":
+        from mxnet import autograd
+
+        ts = [kind.tensor(a, dtype) for a in arrays]
+        for t in ts:
+            t.attach_grad()
+        with autograd.record():
+            out = fn(*ts)
+        out.backward()
+        return [values(backend, t.grad) for t in ts]
+    return None
