@@ -80,7 +80,10 @@ class TorchBackend(Adapter):
         return str(x.dtype).removeprefix("torch.")
 
     def to_numpy(self, x: Tensor) -> Any:
-        return x.detach().cpu().numpy().copy()
+        x = x.detach().cpu()
+        if x.dtype == self.fw.bfloat16:  # NumPy has no bfloat16; float32 holds it exactly
+            x = x.float()
+        return x.numpy().copy()
 
     def devices(self) -> list[str]:
         return ["cpu", *(f"cuda:{i}" for i in range(self.fw.cuda.device_count()))]

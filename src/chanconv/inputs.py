@@ -101,6 +101,8 @@ def operand(
     ``backend``. ``ndim`` is the rank required (or the ranks allowed); ``layout`` names the
     axes for messages, e.g. ``"(ci, h, w)"``."""
     ranks = (ndim,) if isinstance(ndim, int) else ndim
+    if value is None:
+        raise TypeError(f"{name} is None; it must be a tensor or nested lists of numbers")
     if isinstance(value, (list, tuple)):
         shape = _nested_shape(value, name)
         dtype = LIST_DTYPE

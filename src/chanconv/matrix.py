@@ -152,6 +152,7 @@ def merge(reports: Mapping[str, Mapping[str, Any]], expected: Sequence[str] = ()
     """The matrix of the backends in ``reports`` (as :func:`load_reports` returns them),
     plus a "no report" row for each ``expected`` backend that has none."""
     names = _ordered([*expected, *reports])
+    reports = {name: reports[name] for name in names if name in reports}  # pairs in this order
     backends = [_summary(name, reports.get(name)) for name in names]
     operations = _ordered(op for e in reports.values() for op in e.get("results", {}))
     dtypes = _ordered(dt for e in reports.values() for per in e.get("results", {}).values()
@@ -264,7 +265,7 @@ def to_markdown(m: Matrix) -> str:
     lines = [
         "# chanconv conformance matrix", "", INTRO, "", f"**Result: {_verdict(m)}.**", "",
         "## Backends", "", _md_table(summary_rows(m)), "",
-        "## Backend x operation x dtype", "", _md_table(detail_rows(m)), "",
+        "## Backend × operation × dtype", "", _md_table(detail_rows(m)), "",
     ]  # fmt: skip
     if largest is not None and largest.backends is not None:
         lines += [f"Largest difference between any two backends: {_num(largest.value)} "

@@ -199,3 +199,35 @@ def gradients(kind, fn, arrays, dtype):
         out.backward()
         return [values(backend, t.grad) for t in ts]
     return None
+
+
+def framework_conv(backend, x, k, b, stride, padding, dilation, groups):
+    """The framework's own convolution on its own tensors (NCHW in and out), symmetric
+    integer padding; None where the framework's CPU kernels cannot do the case and its
+    gradient themselves (TensorFlow: groups, or any dilation above 1)."""
+    (sh, sw), (dh, dw), (ph, pw) = stride, dilation, padding
+    if backend == "torch":
+        import torch.nn.functional as F
+
+        return F.conv2d(x, k, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    if backend == "tensorflow":
+        if groups != 1 or max(dh, dw) > 1:
+            return None
+        import tensorflow as tf
+
+        y = tf.nn.conv2d(tf.transpose(x, (0, 2, 3, 1)), tf.transpose(k, (2, 3, 1, 0)),
+                         strides=(1, sh, sw, 1), padding=((0, 0), (ph, ph), (pw, pw), (0, 0)),
+                         dilations=(1, dh, dw, 1))  # fmt: skip
+        y = tf.transpose(y, (0, 3, 1, 2))
+        return y if b is None else y + tf.reshape(b, (1, -1, 1, 1))
+    if backend == "mxnet":
+        from mxnet import np as mnp
+        from mxnet import npx
+
+        x, k, b = (t if t is None or isinstance(t, mnp.ndarray) else t.as_np_ndarray()
+                   for t in (x, k, b))  # fmt: skip
+        co, _, kh, kw = k.shape
+        return npx.convolution(x, k, b, kernel=(kh, kw), stride=stride, dilate=dilation,
+                               pad=padding, num_filter=co, num_group=groups,
+                               no_bias=b is None, layout="NCHW")  # fmt: skip
+    return None

@@ -328,8 +328,9 @@ def _non_1x1_kernel_for_the_matmul_form(kind):
 
 def _unsupported_object(kind):
     x, k = kind.tensor(np.ones((1, 3, 3))), kind.tensor(np.ones((1, 2, 2)))
-    # TODO: add None once chanconv refuses it with a TypeError (today an AttributeError).
     return [
+        (chanconv.corr2d_multi_in, None, k, TypeError, ["X is None"]),
+        (chanconv.conv2d, x[None], None, TypeError, ["K is None"]),
         (chanconv.corr2d_multi_in, "X", k, TypeError, ["str"]),
         (chanconv.corr2d_multi_in, {"X": 1}, k, TypeError, ["dict"]),
         (chanconv.corr2d_multi_in, 3.0, k, TypeError, ["float"]),

@@ -12,8 +12,7 @@ import chanconv
 from chanconv import conv
 from chanconv.geometry import conv_geometry
 
-from . import autodiff
-from . import conv_oracle as oracle
+from . import frameworks, oracle
 
 ALGORITHMS = ["auto", "direct", "im2col", "native"]
 EPS = {"float16": 2.0**-10, "float32": 2.0**-23, "float64": 2.0**-52}
@@ -144,13 +143,13 @@ def test_gradients_flow_through_every_algorithm(adapter, backend_name, algorithm
 
     def loss(X, K, B):
         y = chanconv.conv2d(X, K, B, algorithm=algorithm, **args)
-        return autodiff.weighted_sum(backend_name, y, dy.astype("float32"))
+        return frameworks.weighted_sum(backend_name, y, dy.astype("float32"))
 
     if algorithm == "native" and not has_native(adapter):
         assert_native_refused(adapter, lambda: loss(*(tensor(adapter, a, "float32")
                                                        for a in (x, k, b))))  # fmt: skip
         return
-    got = autodiff.grads(backend_name, loss, [x, k, b], "float32")
+    got = frameworks.gradients(frameworks.kinds(backend_name)[0], loss, [x, k, b], "float32")
     if got is None:  # NumPy: the explicit backward pass
         got = [adapter.to_numpy(g) for g in chanconv.conv2d_vjp(
             *(tensor(adapter, a, "float32") for a in (x, k)), tensor(adapter, dy, "float32"),
@@ -190,13 +189,15 @@ def test_conv2d_vjp_matches_oracle_framework_and_finite_differences(adapter, bac
     if sym is not None and backend_name != "numpy":
 
         def native_loss(X_, K_, B_):
-            y = autodiff.framework_conv(backend_name, X_, K_, B_, case["stride"], sym,
+            y = frameworks.framework_conv(backend_name, X_, K_, B_, case["stride"], sym,
                                         case["dilation"], case["groups"])  # fmt: skip
-            return None if y is None else autodiff.weighted_sum(backend_name, y, dy)
+            return None if y is None else frameworks.weighted_sum(backend_name, y, dy)
 
         probe = native_loss(*(tensor(adapter, a, "float64") for a in (x, k, b)))
         if probe is not None:
-            native = autodiff.grads(backend_name, native_loss, [x, k, b], "float64")
+            native = frameworks.gradients(
+                frameworks.kinds(backend_name)[0], native_loss, [x, k, b], "float64"
+            )
             for got, want in zip((dx, dk, db), native, strict=True):
                 np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
 

@@ -9,7 +9,7 @@ import pytest
 import chanconv
 from chanconv import cli
 
-from . import conv_oracle as oracle
+from . import oracle
 
 
 def tensor(adapter, array, dtype="float64"):
