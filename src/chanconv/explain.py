@@ -96,6 +96,11 @@ class Explanation:
     same values computed in float64 from the numbers drawn, term by term in the order
     written; ``agrees`` whether the two agree within the rounding of ``dtype``.
     ``to_svg()`` and ``save(path)`` draw it (matplotlib); in Jupyter it shows itself.
+
+    Examples:
+        >>> e = explain([[[1, 2], [3, 4]]], [[[1, 1], [1, 1]]])
+        >>> e.text, e.value, e.agrees
+        ('(1×1+2×1+3×1+4×1)=10', (10.0,), True)
     """
 
     X: tuple[Grid, ...]  # (ci, h, w), the numbers as drawn (float64)

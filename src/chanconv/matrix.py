@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -319,7 +320,7 @@ def to_html(m: Matrix) -> str:
         "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
         "<title>chanconv conformance matrix</title>", f"<style>{_CSS}</style>", "</head>",
         "<body>", "<h1>chanconv conformance matrix</h1>",
-        f"<p>{html.escape(INTRO)}</p>",
+        "<p>" + re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(INTRO)) + "</p>",
         f'<p class="verdict {verdict}"><strong>Result: {html.escape(_verdict(m))}.</strong></p>',
         "<h2>Backends</h2>", _html_table(summary, range(len(summary[0]) - 1, len(summary[0]))),
         "<h2>Backend &times; operation &times; dtype</h2>",
