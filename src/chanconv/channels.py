@@ -14,6 +14,13 @@ from chanconv.geometry import ConvGeometry, IntPair, Padding, conv_geometry
 from chanconv.grad import convolve_vjp
 from chanconv.inputs import Operand, kind_source, operand, pick_backend, unify_dtypes
 from chanconv.protocol import ArrayBackend, Tensor
+from chanconv.registry import register_cache
+
+#: conv2d's checked signatures: (argument types, shapes, dtypes, settings) -> what the checks
+#: worked out. Cleared when an adapter is registered, since dispatch may change.
+_plans: dict[tuple[object, ...], tuple[ArrayBackend, ConvGeometry, str, bool, tuple[bool, ...]]]
+_plans = register_cache({})
+_MAX_PLANS = 1024
 
 
 def _finish(backend: ArrayBackend, y: Tensor, *operands: Operand) -> Tensor:
@@ -202,6 +209,24 @@ def conv2d(
         >>> conv2d(X, K, padding=1, stride=2).shape
         (1, 2, 2)
     """
+    try:
+        # Every check conv2d makes depends only on these: a signature seen before needs none.
+        key = (type(X), X.shape, X.dtype, type(K), K.shape, K.dtype,  # type: ignore[attr-defined]
+               None if bias is None else (type(bias), bias.shape, bias.dtype),  # type: ignore[attr-defined]
+               stride, padding, dilation, groups, algorithm)  # fmt: skip
+        plan = _plans.get(key)
+    except (AttributeError, TypeError):  # lists have no shape; list arguments don't hash
+        key, plan = None, None
+    if plan is not None:
+        backend, g, dtype, unbatched, casts = plan
+        tensors = [backend.asarray(X), backend.asarray(K)]
+        if bias is not None:
+            tensors.append(backend.asarray(bias))
+        if casts:
+            tensors = [backend.astype(t, dtype) if c else t
+                       for t, c in zip(tensors, casts, strict=True)]  # fmt: skip
+        return _run_conv2d(backend, g, dtype, unbatched, algorithm, tensors, X)
+
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
     backend, g, ops, unbatched = _conv_operands(
@@ -213,13 +238,25 @@ def conv2d(
             f"{backend.name} backend has none: use 'direct', 'im2col' or 'auto'"
         )
     dtype, tensors = unify_dtypes(backend, *ops)
+    if key is not None and all(op.is_tensor for op in ops):
+        if len(_plans) >= _MAX_PLANS:
+            _plans.clear()
+        casts = tuple(op.dtype != dtype for op in ops)
+        _plans[key] = (backend, g, dtype, unbatched, casts if any(casts) else ())
+    return _run_conv2d(backend, g, dtype, unbatched, algorithm, tensors, kind_source(*ops))
+
+
+def _run_conv2d(
+    backend: ArrayBackend, g: ConvGeometry, dtype: str, unbatched: bool, algorithm: str,
+    tensors: list[Tensor], like: object | None,
+) -> Tensor:  # fmt: skip
     x = backend.reshape(tensors[0], g.input_shape) if unbatched else tensors[0]
     y = convolve(backend, x, tensors[1], g, dtype, algorithm)
-    if bias is not None:
+    if len(tensors) == 3:
         y = y + backend.reshape(tensors[2], (1, g.co, 1, 1))
     if unbatched:
         y = backend.reshape(y, g.output_shape[1:])
-    return _finish(backend, y, *ops)
+    return y if like is None else backend.restore_kind(y, like)
 
 
 def conv2d_vjp(

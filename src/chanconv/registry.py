@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from importlib import import_module
 from importlib.metadata import entry_points
+from typing import Any
 
 from chanconv.adapter import framework_installed
 from chanconv.protocol import ArrayBackend
@@ -35,6 +36,7 @@ _adapters: dict[str, ArrayBackend] | None = None
 _names: dict[str, str] = {}  # every accepted spelling -> canonical name
 _origins: dict[str, str] = {}  # canonical name -> "module:Class" it was loaded from
 _type_cache: dict[type, ArrayBackend | None] = {}
+_dependent_caches: list[dict[Any, Any]] = []  # cleared with _type_cache
 _global_choice: str | None = None
 _scoped_choice: ContextVar[str | None] = ContextVar("chanconv_backend", default=None)
 
@@ -92,7 +94,21 @@ def register(adapter: ArrayBackend, origin: str = "register()") -> None:
         del _names[spelling]  # a replaced adapter's old aliases must not linger
     for spelling in (adapter.name, *adapter.aliases):
         _names[spelling.lower()] = adapter.name
+    clear_caches()
+
+
+def clear_caches() -> None:
+    """Forget every type lookup and what was worked out from it (after the adapter table
+    changes)."""
     _type_cache.clear()
+    for cache in _dependent_caches:
+        cache.clear()
+
+
+def register_cache(cache: dict[Any, Any]) -> dict[Any, Any]:
+    """Have ``cache`` (keyed on argument types) cleared whenever dispatch may change."""
+    _dependent_caches.append(cache)
+    return cache
 
 
 def origin(name: str) -> str:

@@ -102,7 +102,7 @@ def dummy_backend():
     for table, old in zip(tables, saved, strict=True):
         table.clear()
         table.update(old)
-    registry._type_cache.clear()
+    registry.clear_caches()
 
 
 @pytest.fixture

@@ -249,7 +249,7 @@ def _pristine_chanconv(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for current, old in zip(live, saved, strict=True):
         current.clear()
         current.update(old)
-    registry._type_cache.clear()
+    registry.clear_caches()
     for key in set(vars(chanconv)) - saved_globals:
         if isinstance(vars(chanconv)[key], Namespace):
             delattr(chanconv, key)
