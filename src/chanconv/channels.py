@@ -219,6 +219,9 @@ def conv2d(
         key, plan = None, None
     if plan is not None:
         backend, g, dtype, unbatched, casts = plan
+        if bias is None and not (unbatched or casts):  # the common case, kept short
+            y = convolve(backend, backend.asarray(X), backend.asarray(K), g, dtype, algorithm)
+            return backend.restore_kind(y, X)
         tensors = [backend.asarray(X), backend.asarray(K)]
         if bias is not None:
             tensors.append(backend.asarray(bias))

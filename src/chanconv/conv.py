@@ -72,18 +72,13 @@ def choose_algorithm(backend: ArrayBackend, g: ConvGeometry, dtype: str) -> str:
     gradient); otherwise im2col when the unfolded matrix fits the im2col limit in one piece
     (one large matmul runs closest to the BLAS peak); otherwise direct, whose kh*kw smaller
     matmuls need no memory beyond one input window."""
-    if is_pointwise(g):
+    if g.pointwise:
         return "im2col"
     if has_native(backend):
         return "native"
     if unfolded_bytes(g, dtype) <= _im2col_limit:
         return "im2col"
     return "direct"
-
-
-def is_pointwise(g: ConvGeometry) -> bool:
-    """A 1x1 kernel, stride 1, no padding: the convolution is a plain matmul."""
-    return (g.kh, g.kw, g.stride, g.pads) == (1, 1, (1, 1), (0, 0, 0, 0))
 
 
 def unfolded_bytes(g: ConvGeometry, dtype: str) -> int:
@@ -178,7 +173,7 @@ def _im2col_tile(
 
 
 def _im2col(backend: ArrayBackend, xp: Tensor, k: Tensor, g: ConvGeometry, dtype: str) -> Tensor:
-    if is_pointwise(g):
+    if g.pointwise:
         return _pointwise(backend, xp, k, g)
     G, xc = g.groups, _channels_first(backend, xp)
     k2 = backend.reshape(k, (G, g.co // G, (g.ci // G) * g.kh * g.kw))
@@ -212,12 +207,12 @@ def convolve(
     converted tensors of one dtype."""
     if algorithm == "auto":
         algorithm = choose_algorithm(backend, g, dtype)
+    elif algorithm == "native" and not has_native(backend):
+        raise ValueError(
+            f"algorithm='native' needs a backend with its own convolution; the "
+            f"{backend.name} backend has none: use 'direct', 'im2col' or 'auto'"
+        )
     if algorithm == "native":
-        if not has_native(backend):
-            raise ValueError(
-                f"algorithm='native' needs a backend with its own convolution; the "
-                f"{backend.name} backend has none: use 'direct', 'im2col' or 'auto'"
-            )
         padding = g.symmetric_padding
         if padding is None:  # asymmetric ("same" with an even extent): pad here
             x, padding = pad_input(backend, x, g, dtype), (0, 0)

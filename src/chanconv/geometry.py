@@ -7,7 +7,7 @@ touching a framework.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 IntPair = int | tuple[int, int]
@@ -57,6 +57,10 @@ class ConvGeometry:
     groups: int
     oh: int
     ow: int
+    #: (ph, pw) when top == bottom and left == right, else None.
+    symmetric_padding: tuple[int, int] | None = field(init=False)
+    #: A 1x1 kernel, stride 1, no padding: the convolution is a plain matmul.
+    pointwise: bool = field(init=False)
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
@@ -75,11 +79,13 @@ class ConvGeometry:
         pt, pb, pl, pr = self.pads
         return (self.h + pt + pb, self.w + pl + pr)
 
-    @property
-    def symmetric_padding(self) -> tuple[int, int] | None:
-        """(ph, pw) when top == bottom and left == right, else None."""
+    def __post_init__(self) -> None:
+        # Worked out once: a remembered geometry is consulted on every call.
         pt, pb, pl, pr = self.pads
-        return (pt, pl) if pt == pb and pl == pr else None
+        symmetric = (pt, pl) if pt == pb and pl == pr else None
+        pointwise = (self.kh, self.kw, self.stride, self.pads) == (1, 1, (1, 1), (0, 0, 0, 0))
+        object.__setattr__(self, "symmetric_padding", symmetric)
+        object.__setattr__(self, "pointwise", pointwise)
 
 
 def conv_geometry(
