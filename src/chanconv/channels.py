@@ -61,9 +61,12 @@ def _section_op(
 
 def _valid(backend: ArrayBackend, x: Tensor, k: Tensor, x4: tuple[int, ...],
            k4: tuple[int, ...], dtype: str) -> Tensor:  # fmt: skip
-    """Stride 1, no padding, one image: the section's setting."""
+    """Stride 1, no padding, one image: the section's setting. A 1x1 kernel always runs as
+    the matmul, the very computation of ``corr2d_multi_in_out_1x1``, so the section's
+    1e-6 check between the two holds exactly on every backend."""
     g = conv_geometry(x4, k4)
-    return convolve(backend, backend.reshape(x, x4), backend.reshape(k, k4), g, dtype, "auto")
+    algorithm = "im2col" if g.pointwise else "auto"
+    return convolve(backend, backend.reshape(x, x4), backend.reshape(k, k4), g, dtype, algorithm)
 
 
 def corr2d(X: object, K: object) -> Tensor:

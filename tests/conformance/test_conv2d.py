@@ -260,18 +260,24 @@ def test_bad_shapes_are_refused_with_the_shapes(adapter):
 
 
 def test_auto_follows_its_stated_rule(adapter):
-    """Pointwise (1x1, stride 1, unpadded) -> im2col; else native where the backend has it;
-    else im2col if the unfolded matrix fits the limit; else direct."""
+    """Pointwise (1x1, stride 1, unpadded) -> im2col unless the adapter prefers its own
+    convolution there; else native where the backend has it; else im2col if the unfolded
+    matrix fits the limit; else direct."""
     pointwise = conv_geometry((8, 256, 56, 56), (64, 256, 1, 1))
     spatial = conv_geometry((8, 64, 56, 56), (64, 64, 3, 3), padding=1)
-    assert conv.choose_algorithm(adapter, pointwise, "float32") == "im2col"
     native = has_native(adapter)
+    matmul_first = not native or getattr(adapter, "pointwise_matmul", True)
+    assert conv.choose_algorithm(adapter, pointwise, "float32") == (
+        "im2col" if matmul_first else "native"
+    )
     assert conv.choose_algorithm(adapter, spatial, "float32") == ("native" if native else "im2col")
     previous = chanconv.set_im2col_limit(1024)
     try:
         expected = "native" if native else "direct"
         assert conv.choose_algorithm(adapter, spatial, "float32") == expected
-        assert conv.choose_algorithm(adapter, pointwise, "float32") == "im2col"
+        assert conv.choose_algorithm(adapter, pointwise, "float32") == (
+            "im2col" if matmul_first else "native"
+        )
     finally:
         chanconv.set_im2col_limit(previous)
 
