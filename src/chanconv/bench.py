@@ -14,6 +14,7 @@ import platform
 import random
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from chanconv.channels import conv2d
-from chanconv.conv import has_native
+from chanconv.conv import has_native, im2col_limit
 from chanconv.cost import conv2d_cost
 from chanconv.protocol import ArrayBackend, Tensor
 from chanconv.registry import get_adapter
@@ -35,6 +36,11 @@ class Workload:
     padding: int = 0
     #: whether d2l's Python-loop corr2d is timed too (on one image, scaled to the batch)
     loop_baseline: bool = False
+
+    @property
+    def result_bytes(self) -> int:
+        return 4 * math.prod(conv2d_cost(self.input_shape, self.kernel_shape,
+                                         padding=self.padding).output_shape)  # fmt: skip
 
     @property
     def flops(self) -> int:
@@ -68,7 +74,10 @@ class Measurement:
     gflops: float
     peak_fraction: float
     ratio_to_framework: float | None
+    #: growth of the process's memory during one call, above what it held before
     peak_memory_bytes: int
+    #: that growth less the result's own size: the working memory the method needs
+    extra_memory_bytes: int
     note: str = ""
 
 
@@ -78,6 +87,7 @@ class Report:
     framework_version: str
     machine: str
     sgemm_gflops: float
+    im2col_limit_bytes: int
     measurements: list[Measurement] = field(default_factory=list)
 
     def to_json(self) -> str:
@@ -88,7 +98,7 @@ class _RssPeak:
     """Peak resident memory above the starting level while the block runs, sampled from
     /proc every millisecond: it sees every framework's allocator, not just Python's."""
 
-    def __enter__(self) -> _RssPeak:
+    def __enter__(self) -> _RssPeak | _TracedPeak:
         self.base = self.peak = _rss()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -107,6 +117,23 @@ class _RssPeak:
     @property
     def growth(self) -> int:
         return max(0, self.peak - self.base)
+
+
+class _TracedPeak:
+    """NumPy reports every array it allocates to tracemalloc: an exact peak, unaffected by
+    memory the C allocator keeps for reuse (which hides growth from the resident size)."""
+
+    def __enter__(self) -> _TracedPeak:
+        tracemalloc.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.growth = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+
+
+def _memory_probe(backend: ArrayBackend) -> _RssPeak | _TracedPeak:
+    return _TracedPeak() if backend.name == "numpy" else _RssPeak()
 
 
 def _rss() -> int:
@@ -213,7 +240,7 @@ def run_benchmarks(
     budget, max_repeats = (0.05, 3) if quick else (1.0, 20)
     peak = sgemm_gflops(backend, 512 if quick else 2048, budget)
     report = Report(backend.name, backend.version(), f"{platform.machine()}, "
-                    f"{os.cpu_count()} cores", peak)  # fmt: skip
+                    f"{os.cpu_count()} cores", peak, im2col_limit())  # fmt: skip
     say(f"{backend.name} {backend.version()}: SGEMM peak {peak:.1f} GFLOP/s")
     rng = random.Random(0)
     for w in QUICK_WORKLOADS if quick else WORKLOADS:
@@ -227,8 +254,10 @@ def run_benchmarks(
             methods[algorithm] = partial(conv2d, x, k, padding=w.padding, algorithm=algorithm)
         reference_seconds = None
         for method, call in methods.items():
-            with _RssPeak() as memory:
-                seconds = _best_time(partial(_run_synced, backend, call), budget, max_repeats)
+            # One call alone for memory, the first in a clean state; then the timed repeats.
+            with _memory_probe(backend) as memory:
+                _run_synced(backend, call)
+            seconds = _best_time(partial(_run_synced, backend, call), budget, max_repeats)
             if reference is not None and method == reference[0]:
                 reference_seconds = seconds
             report.measurements.append(
@@ -242,7 +271,7 @@ def run_benchmarks(
             seconds = (time.perf_counter() - start) * n
             note = f"one image timed, times {n}" if n > 1 else ""
             report.measurements.append(
-                _measure(w, backend, "d2l-loops", seconds, peak, reference_seconds, 0, note)
+                _measure(w, backend, "d2l-loops", seconds, peak, reference_seconds, None, note)
             )
             say(f"  {w.name:<22} {'d2l-loops':<14} {seconds * 1e3:10.3f} ms {note}")
     return report
@@ -253,11 +282,16 @@ def _run_synced(backend: ArrayBackend, call: Callable[[], object]) -> None:
 
 
 def _measure(w: Workload, backend: ArrayBackend, method: str, seconds: float, peak: float,
-             reference: float | None, memory: int, note: str = "") -> Measurement:  # fmt: skip
+             reference: float | None, memory: int | None,
+             note: str = "") -> Measurement:  # fmt: skip
     gflops = w.flops / seconds / 1e9
     ratio = None if reference is None else reference / seconds
+    if memory is None:  # not measured
+        return Measurement(w.name, backend.name, method, seconds, gflops, gflops / peak, ratio,
+                           0, 0, note)  # fmt: skip
+    extra = max(0, memory - w.result_bytes)
     return Measurement(w.name, backend.name, method, seconds, gflops, gflops / peak, ratio,
-                       memory, note)  # fmt: skip
+                       memory, extra, note)  # fmt: skip
 
 
 def write_report(report: Report, out: Path) -> list[Path]:
@@ -296,12 +330,15 @@ def _chart(report: Report, path: Path) -> Path:
 
 def format_table(report: Report) -> str:
     lines = [f"{report.backend} {report.framework_version}, SGEMM peak "
-             f"{report.sgemm_gflops:.1f} GFLOP/s", "",
-             "| workload | method | ms | GFLOP/s | of peak | vs framework conv | peak memory |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+             f"{report.sgemm_gflops:.1f} GFLOP/s, im2col limit "
+             f"{report.im2col_limit_bytes / 2**20:g} MiB", "",
+             "| workload | method | ms | GFLOP/s | of peak | vs framework conv | peak memory "
+             "| beyond the result |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
     for m in report.measurements:
         ratio = "" if m.ratio_to_framework is None else f"{m.ratio_to_framework:.2f}x"
-        memory = f"{m.peak_memory_bytes / 2**20:.1f} MiB"
+        memory, extra = (f"{b / 2**20:.1f} MiB" if m.method != "d2l-loops" else ""
+                         for b in (m.peak_memory_bytes, m.extra_memory_bytes))  # fmt: skip
         lines.append(f"| {m.workload} | {m.method} | {m.seconds * 1e3:.3f} | {m.gflops:.1f} | "
-                     f"{m.peak_fraction:.0%} | {ratio} | {memory} |")  # fmt: skip
+                     f"{m.peak_fraction:.0%} | {ratio} | {memory} | {extra} |")  # fmt: skip
     return "\n".join(lines)

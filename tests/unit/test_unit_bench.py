@@ -1,0 +1,80 @@
+"""The benchmark suite's smoke run (``python -m chanconv bench --quick``) on each installed
+backend: the figures are taken, not asserted (speed is judged in benchmarks, not tests), but
+the suite must run, time every method, and write its JSON and chart."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+import chanconv
+from chanconv import bench
+from chanconv.conv import has_native
+
+
+def test_quick_run_times_every_method_on_every_workload(installed_builtin, tmp_path):
+    adapter = chanconv.get_adapter(installed_builtin.name)
+    report = bench.run_benchmarks(installed_builtin.name, quick=True)
+    assert report.backend == installed_builtin.name
+    assert report.sgemm_gflops > 0
+    assert report.im2col_limit_bytes == chanconv.im2col_limit()
+    expected = {"auto", "direct", "im2col"} | ({"native"} if has_native(adapter) else set())
+    for w in bench.QUICK_WORKLOADS:
+        rows = {m.method: m for m in report.measurements if m.workload == w.name}
+        assert expected <= set(rows), (w.name, sorted(rows))
+        assert ("d2l-loops" in rows) == w.loop_baseline
+        if installed_builtin.name != "numpy":  # its own conv is always timed beside ours
+            assert "framework-call" in rows
+            assert rows["auto"].ratio_to_framework is not None
+        for m in rows.values():
+            assert m.seconds > 0 and m.gflops > 0
+            assert m.extra_memory_bytes <= m.peak_memory_bytes
+    paths = bench.write_report(report, tmp_path)
+    assert [p.name for p in paths] == [
+        f"bench-{report.backend}.json",
+        f"bench-{report.backend}.png",
+    ]
+    saved = json.loads(paths[0].read_text())
+    assert len(saved["measurements"]) == len(report.measurements)
+    assert paths[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = bench.format_table(report)
+    assert table.count("\n| ") == len(report.measurements) + 2  # header, rule, rows
+
+
+def test_im2col_memory_stays_near_its_limit_beyond_the_result():
+    """Measured with NumPy, whose arrays tracemalloc sees exactly (the other frameworks are
+    measured by resident size in the benchmark run): the unfolded matrix of this layer is
+    9 MiB; under a 1 MiB limit im2col holds one tile of it at a time, on top of the padded
+    input copy and the result's pieces before they are joined."""
+    w = bench.Workload("probe", (4, 16, 64, 64), (16, 16, 3, 3), padding=1)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(w.input_shape).astype("float32")
+    k = rng.standard_normal(w.kernel_shape).astype("float32")
+    unfolded = 4 * 16 * 9 * 64 * 64 * 4
+    previous = chanconv.set_im2col_limit(2**20)
+    try:
+        with bench._TracedPeak() as memory:
+            chanconv.conv2d(x, k, padding=1, algorithm="im2col")
+    finally:
+        chanconv.set_im2col_limit(previous)
+    padded_input, result = 4 * 16 * 66 * 66 * 4, w.result_bytes
+    assert memory.growth - result <= padded_input + result + 1.1 * 2**20
+    assert memory.growth < unfolded / 2
+
+
+def test_d2l_loop_baseline_computes_the_section_example(installed_builtin):
+    adapter = chanconv.get_adapter(installed_builtin.name)
+    x = np.array([[[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[1, 2, 3], [4, 5, 6], [7, 8, 9]]])
+    k = np.array([[[0, 1], [2, 3]], [[1, 2], [3, 4]]])
+    k3 = np.stack([k, k + 1, k + 2]).astype("float32")
+    y = bench.d2l_loops(adapter, adapter.asarray(x.astype("float32")), adapter.asarray(k3))
+    assert y.tolist() == [[[56, 72], [104, 120]], [[76, 100], [148, 172]],
+                          [[96, 128], [192, 224]]]  # fmt: skip
+
+
+def test_bench_command_writes_json_and_chart(run_python, tmp_path):
+    proc = run_python("-m", "chanconv", "bench", "--quick", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "| seed | auto |" in proc.stdout
+    assert (tmp_path / "bench-numpy.json").exists() and (tmp_path / "bench-numpy.png").exists()
