@@ -172,34 +172,43 @@ def _sync(backend: ArrayBackend, y: Tensor) -> None:
 
 def framework_conv(
     backend: ArrayBackend, w: Workload, x: Tensor, k: Tensor
-) -> tuple[str, Callable[[], object]] | None:
+) -> list[tuple[str, Callable[[], object]]]:
     """The framework's own convolution, called directly on data in its preferred layout
-    (prepared here, outside the timing). NumPy has none: it is compared with torch's, when
-    torch is installed beside it."""
+    (prepared here, outside the timing): the reference every ratio is taken against. NumPy
+    has none: it is compared with torch's, when torch is installed beside it. TensorFlow's
+    CPU convolution takes NHWC only, so its NCHW call (the same data chanconv is given,
+    transposed in and out) is timed too, as a second row."""
     p = w.padding
     if backend.name in ("torch", "numpy"):
         try:
             import torch
         except ImportError:
-            return None
+            return []
         f = torch.nn.functional.conv2d
         tx, tk = (torch.as_tensor(backend.to_numpy(a)) for a in (x, k))
         label = "torch-call" if backend.name == "numpy" else "framework-call"
-        return label, lambda: f(tx, tk, padding=p)
+        return [(label, lambda: f(tx, tk, padding=p))]
     if backend.name == "tensorflow":
         tf = backend.fw  # type: ignore[attr-defined]
         pads = ((0, 0), (p, p), (p, p), (0, 0))
         # NHWC input and HWIO kernel: TensorFlow's CPU layout.
         fx, fk = tf.transpose(x, (0, 2, 3, 1)), tf.transpose(k, (2, 3, 1, 0))
-        return "framework-call", lambda: tf.nn.conv2d(fx, fk, strides=1, padding=pads)
+
+        def nchw() -> object:
+            nhwc = tf.nn.conv2d(tf.transpose(x, (0, 2, 3, 1)), tf.transpose(k, (2, 3, 1, 0)),
+                                strides=1, padding=pads)  # fmt: skip
+            return tf.transpose(nhwc, (0, 3, 1, 2))
+
+        return [("framework-call", lambda: tf.nn.conv2d(fx, fk, strides=1, padding=pads)),
+                ("framework-nchw", nchw)]  # fmt: skip
     if backend.name == "mxnet":
         nd = backend.fw.nd  # type: ignore[attr-defined]
         co, _, kh, kw = w.kernel_shape
         mx_x, mx_k = x.as_nd_ndarray(), k.as_nd_ndarray()
-        return "framework-call", lambda: nd.Convolution(
+        return [("framework-call", lambda: nd.Convolution(
             mx_x, mx_k, kernel=(kh, kw), pad=(p, p), num_filter=co, no_bias=True
-        )
-    return None
+        ))]  # fmt: skip
+    return []
 
 
 def d2l_loops(backend: ArrayBackend, x: Tensor, k: Tensor) -> Tensor:
@@ -245,10 +254,8 @@ def run_benchmarks(
     rng = random.Random(0)
     for w in QUICK_WORKLOADS if quick else WORKLOADS:
         x, k = _random(backend, w.input_shape, rng), _random(backend, w.kernel_shape, rng)
-        methods: dict[str, Callable[[], object]] = {}
-        reference = framework_conv(backend, w, x, k)
-        if reference is not None:
-            methods[reference[0]] = reference[1]
+        references = framework_conv(backend, w, x, k)
+        methods: dict[str, Callable[[], object]] = dict(references)
         algorithms = ["auto", "direct", "im2col"] + (["native"] if has_native(backend) else [])
         for algorithm in algorithms:
             methods[algorithm] = partial(conv2d, x, k, padding=w.padding, algorithm=algorithm)
@@ -258,7 +265,7 @@ def run_benchmarks(
             with _memory_probe(backend) as memory:
                 _run_synced(backend, call)
             seconds = _best_time(partial(_run_synced, backend, call), budget, max_repeats)
-            if reference is not None and method == reference[0]:
+            if references and method == references[0][0]:
                 reference_seconds = seconds
             report.measurements.append(
                 _measure(w, backend, method, seconds, peak, reference_seconds, memory.growth)
@@ -307,7 +314,8 @@ def _chart(report: Report, path: Path) -> Path:
     from matplotlib.figure import Figure
 
     workloads = list(dict.fromkeys(m.workload for m in report.measurements))
-    methods = [m for m in ("framework-call", "torch-call", "auto", "direct", "im2col", "native")
+    methods = [m for m in ("framework-call", "torch-call", "framework-nchw", "auto", "direct",
+                           "im2col", "native")
                if any(x.method == m for x in report.measurements)]  # fmt: skip
     fig = Figure(figsize=(10, 4.5))
     FigureCanvasAgg(fig)

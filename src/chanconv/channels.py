@@ -9,7 +9,7 @@ single matrix multiplication the section uses it to show.
 
 from __future__ import annotations
 
-from chanconv.conv import ALGORITHMS, convolve, has_native
+from chanconv.conv import ALGORITHMS, choose_algorithm, convolve, has_native
 from chanconv.geometry import ConvGeometry, IntPair, Padding, conv_geometry
 from chanconv.grad import convolve_vjp
 from chanconv.inputs import Operand, kind_source, operand, pick_backend, unify_dtypes
@@ -17,8 +17,10 @@ from chanconv.protocol import ArrayBackend, Tensor
 from chanconv.registry import register_cache
 
 #: conv2d's checked signatures: (argument types, shapes, dtypes, settings) -> what the checks
-#: worked out. Cleared when an adapter is registered, since dispatch may change.
-_plans: dict[tuple[object, ...], tuple[ArrayBackend, ConvGeometry, str, bool, tuple[bool, ...]]]
+#: worked out (backend, geometry, dtype, unbatched, casts, algorithm). Cleared when an
+#: adapter is registered, since dispatch may change.
+_Plan = tuple[ArrayBackend, ConvGeometry, str, bool, tuple[bool, ...], str]
+_plans: dict[tuple[object, ...], _Plan]
 _plans = register_cache({})
 _MAX_PLANS = 1024
 
@@ -221,7 +223,7 @@ def conv2d(
     except (AttributeError, TypeError):  # lists have no shape; list arguments don't hash
         key, plan = None, None
     if plan is not None:
-        backend, g, dtype, unbatched, casts = plan
+        backend, g, dtype, unbatched, casts, algorithm = plan
         if bias is None and not (unbatched or casts):  # the common case, kept short
             y = convolve(backend, backend.asarray(X), backend.asarray(K), g, dtype, algorithm)
             return backend.restore_kind(y, X)
@@ -248,7 +250,9 @@ def conv2d(
         if len(_plans) >= _MAX_PLANS:
             _plans.clear()
         casts = tuple(op.dtype != dtype for op in ops)
-        _plans[key] = (backend, g, dtype, unbatched, casts if any(casts) else ())
+        # auto's choice depends on the backend and the geometry only: made once per plan.
+        chosen = choose_algorithm(backend, g) if algorithm == "auto" else algorithm
+        _plans[key] = (backend, g, dtype, unbatched, casts if any(casts) else (), chosen)
     return _run_conv2d(backend, g, dtype, unbatched, algorithm, tensors, kind_source(*ops))
 
 

@@ -22,9 +22,10 @@ ALGORITHMS = ("auto", "direct", "im2col", "native")
 ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
 
 _im2col_limit = 64 * 2**20
-#: im2col's working tile, whatever the limit: unfolding is a memory-bound copy, and a tile
-#: about the size of a last-level cache is still in cache when the matmul reads it (8 MiB
-#: ran the d2l layer 15-20% faster than 64 MiB tiles on NumPy and torch, measured).
+#: im2col's largest tile, whatever the limit: about a last-level cache, so the unfolded
+#: columns are still in cache when the matmul reads them. Tiles of 2 to 64 MiB ran the
+#: benchmark layers within the machine's noise of each other; the smallest that keeps the
+#: matmuls large costs least memory.
 CACHE_TILE_BYTES = 8 * 2**20
 
 
@@ -68,29 +69,19 @@ def has_native(backend: ArrayBackend) -> bool:
     return found
 
 
-def choose_algorithm(backend: ArrayBackend, g: ConvGeometry, dtype: str) -> str:
+def choose_algorithm(backend: ArrayBackend, g: ConvGeometry) -> str:
     """The ``auto`` rule. A 1x1 kernel with stride 1 and no padding is one matrix
     multiplication over channels, which im2col does without unfolding anything: chosen
     unless the adapter says its matmul is slower than its convolution
     (``pointwise_matmul = False``: MXNet 1.9's bundled BLAS runs at half the SGEMM peak,
     its MKL-DNN convolution does not). Otherwise the framework's own convolution where
-    the backend has one (tuned kernels, and a fused gradient); otherwise im2col when the
-    unfolded matrix fits the im2col limit in one piece (one large matmul runs closest to
-    the BLAS peak); otherwise direct, whose kh*kw smaller matmuls need no memory beyond one
-    input window."""
+    the backend has one (tuned kernels, and a fused gradient); otherwise im2col, whose
+    tiles keep its memory bounded and whose large matmuls beat direct's kh*kw small ones
+    on every benchmark workload (docs/performance.md)."""
     native = has_native(backend)
     if g.pointwise and (not native or getattr(backend, "pointwise_matmul", True)):
         return "im2col"
-    if native:
-        return "native"
-    if unfolded_bytes(g, dtype) <= _im2col_limit:
-        return "im2col"
-    return "direct"
-
-
-def unfolded_bytes(g: ConvGeometry, dtype: str) -> int:
-    """Size of im2col's whole unfolded matrix, (n, ci*kh*kw, oh*ow)."""
-    return g.n * g.ci * g.kh * g.kw * g.oh * g.ow * ITEMSIZE[dtype]
+    return "native" if native else "im2col"
 
 
 def spread_axis(backend: ArrayBackend, t: Tensor, axis: int, step: int, dtype: str) -> Tensor:
@@ -131,18 +122,12 @@ def pad_input(backend: ArrayBackend, x: Tensor, g: ConvGeometry, dtype: str) -> 
     return pad_axis(backend, pad_axis(backend, x, pt, pb, 2, dtype), pl, pr, 3, dtype)
 
 
-def window(
-    x: Tensor, g: ConvGeometry, i: int, j: int, rows: tuple[int, int], *,
-    channels_last: bool = False,
-) -> Tensor:  # fmt: skip
-    """The input pixels that kernel offset (i, j) meets for output rows [rows), all
-    columns: strided by the stride and shifted by the dilation. ``x`` is (a, b, hp, wp),
-    or (n, hp, wp, ci) with ``channels_last``."""
+def window(x: Tensor, g: ConvGeometry, i: int, j: int, rows: tuple[int, int]) -> Tensor:
+    """The input pixels that kernel offset (i, j) meets for output rows [rows), all columns:
+    (a, b, len(rows), ow), strided by the stride and shifted by the dilation."""
     (sh, sw), (dh, dw) = g.stride, g.dilation
     r0, c0 = i * dh + rows[0] * sh, j * dw
     r1, c1 = r0 + (rows[1] - rows[0] - 1) * sh + 1, c0 + (g.ow - 1) * sw + 1
-    if channels_last:
-        return x[:, r0:r1:sh, c0:c1:sw, :]
     return x[:, :, r0:r1:sh, c0:c1:sw]
 
 
@@ -173,90 +158,46 @@ def _pointwise(backend: ArrayBackend, x: Tensor, k: Tensor, g: ConvGeometry) -> 
     return backend.reshape(y, g.output_shape)
 
 
-def _tile_grouped(
-    backend: ArrayBackend, src: Tensor, k2: Tensor, g: ConvGeometry, n: int, rows: tuple[int, int]
+def _im2col_tile(
+    backend: ArrayBackend, xc: Tensor, k2: Tensor, g: ConvGeometry, n: int, rows: tuple[int, int]
 ) -> Tensor:
-    """Grouped: from channels-first (ci, n, hp, wp), one batched matmul over the groups,
+    """Output rows [rows) of ``n`` images from the channels-first padded input
+    (ci, n, hp, wp): one matmul batched over the groups,
     (G, co/G, ci/G*kh*kw) @ (G, ci/G*kh*kw, n*rows*ow); returns (co, n, rows, ow)."""
     G, cig, tr = g.groups, g.ci // g.groups, rows[1] - rows[0]
-    windows = [window(src, g, i, j, rows) for i in range(g.kh) for j in range(g.kw)]
+    windows = [window(xc, g, i, j, rows) for i in range(g.kh) for j in range(g.kw)]
     # (ci, kh*kw, n, tr, ow): channel-major, then offset, matching K's memory order.
     columns = backend.reshape(backend.stack(windows, axis=1), (G, cig * g.kh * g.kw, n * tr * g.ow))
     return backend.reshape(backend.matmul(k2, columns), (g.co, n, tr, g.ow))
 
 
-def _tile_dense(
-    backend: ArrayBackend, src: Tensor, k2: Tensor, g: ConvGeometry, n: int, rows: tuple[int, int]
-) -> Tensor:
-    """Ungrouped: from channels-last (n, hp, wp, ci), one tall matmul,
-    (n*rows*ow, kh*kw*ci) @ (kh*kw*ci, co), the shape BLAS runs fastest (a short wide
-    left operand reaches about 70% of it, measured); returns (n, rows, ow, co)."""
-    tr = rows[1] - rows[0]
-    windows = [window(src, g, i, j, rows, channels_last=True)
-               for i in range(g.kh) for j in range(g.kw)]  # fmt: skip
-    columns = backend.reshape(backend.stack(windows, axis=3), (n * tr * g.ow, -1))
-    return backend.reshape(backend.matmul(columns, k2), (n, tr, g.ow, g.co))
-
-
-def _padded_in_layout(
-    backend: ArrayBackend, x: Tensor, g: ConvGeometry, axes: tuple[int, int, int, int],
-    dtype: str,
-) -> Tensor:  # fmt: skip
-    """x (n, ci, h, w) permuted by ``axes`` and zero-padded, laid out in memory in that
-    order, so the windows cut from it are read with unit stride."""
-    t = backend.permute_dims(x, axes)
-    pt, pb, pl, pr = g.pads
-    h_axis, w_axis = axes.index(2), axes.index(3)
-    if not (pt or pb or pl or pr):
-        # Flattening a permuted view copies it in the new order; padding does so anyway.
-        return backend.reshape(backend.reshape(t, (-1,)), backend.shape(t))
-    return pad_axis(backend, pad_axis(backend, t, pt, pb, h_axis, dtype), pl, pr, w_axis, dtype)
-
-
 def _im2col(backend: ArrayBackend, x: Tensor, k: Tensor, g: ConvGeometry, dtype: str) -> Tensor:
     if g.pointwise:
         return _pointwise(backend, x, k, g)
-    G, taps = g.groups, g.kh * g.kw
-    if G == 1:
-        src, tile, batch_axis, row_axis = (
-            _padded_in_layout(backend, x, g, (0, 2, 3, 1), dtype),
-            _tile_dense,
-            0,
-            1,
-        )
-        k2 = backend.reshape(backend.permute_dims(k, (2, 3, 1, 0)), (taps * g.ci, g.co))
-        to_nchw = (0, 3, 1, 2)
-    else:
-        src, tile, batch_axis, row_axis = (
-            _padded_in_layout(backend, x, g, (1, 0, 2, 3), dtype),
-            _tile_grouped,
-            1,
-            2,
-        )
-        k2 = backend.reshape(k, (G, g.co // G, (g.ci // G) * taps))
-        to_nchw = (1, 0, 2, 3)
-
-    def images(b0: int, b1: int) -> Tensor:
-        return src[b0:b1] if batch_axis == 0 else src[:, b0:b1]
-
-    row_bytes = g.ci * taps * g.ow * ITEMSIZE[dtype]  # one output row of one image, unfolded
+    G, xc = g.groups, _channels_first(backend, pad_input(backend, x, g, dtype))
+    k2 = backend.reshape(k, (G, g.co // G, (g.ci // G) * g.kh * g.kw))
+    row_bytes = g.ci * g.kh * g.kw * g.ow * ITEMSIZE[dtype]  # one output row of one image
     budget = min(_im2col_limit, CACHE_TILE_BYTES)
     if g.n * g.oh * row_bytes <= budget:
-        y = tile(backend, src, k2, g, g.n, (0, g.oh))
+        y = _im2col_tile(backend, xc, k2, g, g.n, (0, g.oh))
     elif g.oh * row_bytes <= budget:  # whole images fit: tile the batch
         per_tile = budget // (g.oh * row_bytes)
-        parts = [tile(backend, images(b0, b0 + per_tile), k2, g, min(per_tile, g.n - b0),
-                      (0, g.oh)) for b0 in range(0, g.n, per_tile)]  # fmt: skip
-        y = backend.concat(parts, axis=batch_axis)
+        y = backend.concat(
+            [_im2col_tile(backend, xc[:, b0 : b0 + per_tile], k2, g,
+                          min(per_tile, g.n - b0), (0, g.oh))
+             for b0 in range(0, g.n, per_tile)],
+            axis=1,
+        )  # fmt: skip
     else:  # tile each image by output rows
         per_strip = max(1, budget // row_bytes)
         strips = [(r0, min(r0 + per_strip, g.oh)) for r0 in range(0, g.oh, per_strip)]
-        pieces = []
+        images = []
         for b in range(g.n):
-            parts = [tile(backend, images(b, b + 1), k2, g, 1, rows) for rows in strips]
-            pieces.append(parts[0] if len(parts) == 1 else backend.concat(parts, axis=row_axis))
-        y = pieces[0] if g.n == 1 else backend.concat(pieces, axis=batch_axis)
-    return backend.permute_dims(y, to_nchw)
+            image = xc[:, b : b + 1]
+            parts = [_im2col_tile(backend, image, k2, g, 1, rows) for rows in strips]
+            images.append(parts[0] if len(parts) == 1 else backend.concat(parts, axis=2))
+        y = images[0] if g.n == 1 else backend.concat(images, axis=1)
+    return _channels_first(backend, y)
 
 
 def convolve(
@@ -265,7 +206,7 @@ def convolve(
     """(n, ci, h, w) * (co, ci/groups, kh, kw) -> (n, co, oh, ow) on already checked and
     converted tensors of one dtype."""
     if algorithm == "auto":
-        algorithm = choose_algorithm(backend, g, dtype)
+        algorithm = choose_algorithm(backend, g)
     elif algorithm == "native" and not has_native(backend):
         raise ValueError(
             f"algorithm='native' needs a backend with its own convolution; the "
