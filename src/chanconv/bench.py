@@ -7,6 +7,7 @@ own convolution, and to the machine's SGEMM peak as that framework's matmul reac
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
 import os
@@ -86,7 +87,10 @@ class Report:
     backend: str
     framework_version: str
     machine: str
+    #: the machine's SGEMM peak: the best of this framework's matmul and NumPy's BLAS
     sgemm_gflops: float
+    #: this framework's own matmul on the same problem
+    framework_sgemm_gflops: float
     im2col_limit_bytes: int
     measurements: list[Measurement] = field(default_factory=list)
 
@@ -94,25 +98,53 @@ class Report:
         return json.dumps(asdict(self), indent=2)
 
 
-class _RssPeak:
-    """Peak resident memory above the starting level while the block runs, sampled from
-    /proc every millisecond: it sees every framework's allocator, not just Python's."""
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]  # fmt: skip
 
-    def __enter__(self) -> _RssPeak | _TracedPeak:
-        self.base = self.peak = _rss()
+
+def _heap_reader() -> Callable[[], int]:
+    """Bytes the C heap has handed out and not taken back (glibc's mallinfo2: in use in
+    every arena, plus mmapped blocks); every framework here allocates through it. Where
+    there is no glibc, the resident size, which overstates: freed memory the allocator
+    keeps still counts."""
+    try:
+        mallinfo2 = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return _rss
+    mallinfo2.restype = _MallInfo2
+
+    def live() -> int:
+        info = mallinfo2()
+        return int(info.uordblks + info.hblkhd)
+
+    return live
+
+
+class _HeapPeak:
+    """Peak of live C-heap bytes above the starting level while the block runs, sampled
+    every half millisecond from a thread (the frameworks release the GIL while they
+    compute)."""
+
+    def __init__(self) -> None:
+        self._read = _heap_reader()
+
+    def __enter__(self) -> _HeapPeak:
+        self.base = self.peak = self._read()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
 
     def _sample(self) -> None:
-        while not self._stop.wait(0.001):
-            self.peak = max(self.peak, _rss())
+        while not self._stop.wait(0.0005):
+            self.peak = max(self.peak, self._read())
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, _rss())
+        self.peak = max(self.peak, self._read())
 
     @property
     def growth(self) -> int:
@@ -120,8 +152,7 @@ class _RssPeak:
 
 
 class _TracedPeak:
-    """NumPy reports every array it allocates to tracemalloc: an exact peak, unaffected by
-    memory the C allocator keeps for reuse (which hides growth from the resident size)."""
+    """NumPy reports every array it allocates to tracemalloc: an exact peak."""
 
     def __enter__(self) -> _TracedPeak:
         tracemalloc.start()
@@ -132,8 +163,8 @@ class _TracedPeak:
         tracemalloc.stop()
 
 
-def _memory_probe(backend: ArrayBackend) -> _RssPeak | _TracedPeak:
-    return _TracedPeak() if backend.name == "numpy" else _RssPeak()
+def _memory_probe(backend: ArrayBackend) -> _HeapPeak | _TracedPeak:
+    return _TracedPeak() if backend.name == "numpy" else _HeapPeak()
 
 
 def _rss() -> int:
@@ -247,10 +278,16 @@ def run_benchmarks(
     backend = get_adapter(backend_name)
     say = progress or (lambda _: None)
     budget, max_repeats = (0.05, 3) if quick else (1.0, 20)
-    peak = sgemm_gflops(backend, 512 if quick else 2048, budget)
+    size = 512 if quick else 2048
+    own = sgemm_gflops(backend, size, budget)
+    blas = own if backend.name == "numpy" else sgemm_gflops(get_adapter("numpy"), size, budget)
+    peak = max(own, blas)
     report = Report(backend.name, backend.version(), f"{platform.machine()}, "
-                    f"{os.cpu_count()} cores", peak, im2col_limit())  # fmt: skip
-    say(f"{backend.name} {backend.version()}: SGEMM peak {peak:.1f} GFLOP/s")
+                    f"{os.cpu_count()} cores", peak, own, im2col_limit())  # fmt: skip
+    say(
+        f"{backend.name} {backend.version()}: SGEMM peak {peak:.1f} GFLOP/s "
+        f"({backend.name}'s own matmul {own:.1f})"
+    )
     rng = random.Random(0)
     for w in QUICK_WORKLOADS if quick else WORKLOADS:
         x, k = _random(backend, w.input_shape, rng), _random(backend, w.kernel_shape, rng)
@@ -338,7 +375,8 @@ def _chart(report: Report, path: Path) -> Path:
 
 def format_table(report: Report) -> str:
     lines = [f"{report.backend} {report.framework_version}, SGEMM peak "
-             f"{report.sgemm_gflops:.1f} GFLOP/s, im2col limit "
+             f"{report.sgemm_gflops:.1f} GFLOP/s ({report.backend}'s own matmul "
+             f"{report.framework_sgemm_gflops:.1f}), im2col limit "
              f"{report.im2col_limit_bytes / 2**20:g} MiB", "",
              "| workload | method | ms | GFLOP/s | of peak | vs framework conv | peak memory "
              "| beyond the result |",
