@@ -41,6 +41,14 @@ def bench(session: nox.Session, backend: str) -> None:
     # NumPy has no convolution of its own: its figures are ratios to torch's, in one run.
     install(session, backend, "plot", *(["torch"] if backend == "numpy" else []))
     session.run("python", "-m", "chanconv", "bench", f"--backend={backend}", *session.posargs)
+    session.notify("bench_report")
+
+
+@nox.session
+def bench_report(session: nox.Session) -> None:
+    """Merge build/bench/bench-*.json into build/bench/summary.md and summary.png."""
+    session.install("-c", str(CONSTRAINTS / "numpy.txt"), ".[plot]")
+    session.run("python", "-m", "chanconv", "bench-report", str(Path("build") / "bench"))
 
 
 @nox.session

@@ -187,6 +187,26 @@ def _best_time(run: Callable[[], object], budget: float, max_repeats: int) -> fl
     return best
 
 
+def _best_times(
+    runs: dict[str, Callable[[], object]], budget: float, max_repeats: int
+) -> dict[str, float]:
+    """Best wall time of each run, taken in rounds that time every run once in turn (after
+    one warm-up each): a machine that slows down or speeds up during the measurement moves
+    every method alike, so the ratios between them hold."""
+    for run in runs.values():
+        run()
+    best = dict.fromkeys(runs, math.inf)
+    spent, rounds = 0.0, 0
+    while rounds < max_repeats and (rounds < 2 or spent < budget):
+        for method, run in runs.items():
+            start = time.perf_counter()
+            run()
+            elapsed = time.perf_counter() - start
+            best[method], spent = min(best[method], elapsed), spent + elapsed
+        rounds += 1
+    return best
+
+
 def _random(backend: ArrayBackend, shape: tuple[int, ...], rng: random.Random) -> Tensor:
     import numpy
 
@@ -296,16 +316,20 @@ def run_benchmarks(
         algorithms = ["auto", "direct", "im2col"] + (["native"] if has_native(backend) else [])
         for algorithm in algorithms:
             methods[algorithm] = partial(conv2d, x, k, padding=w.padding, algorithm=algorithm)
-        reference_seconds = None
+        growth = {}
         for method, call in methods.items():
-            # One call alone for memory, the first in a clean state; then the timed repeats.
+            # One call alone for memory, the first in a clean state.
             with _memory_probe(backend) as memory:
                 _run_synced(backend, call)
-            seconds = _best_time(partial(_run_synced, backend, call), budget, max_repeats)
-            if references and method == references[0][0]:
-                reference_seconds = seconds
+            growth[method] = memory.growth
+        runs: dict[str, Callable[[], object]] = {
+            m: partial(_run_synced, backend, call) for m, call in methods.items()
+        }
+        best = _best_times(runs, budget * len(runs), max_repeats)
+        reference_seconds = best[references[0][0]] if references else None
+        for method, seconds in best.items():
             report.measurements.append(
-                _measure(w, backend, method, seconds, peak, reference_seconds, memory.growth)
+                _measure(w, backend, method, seconds, peak, reference_seconds, growth[method])
             )
             say(f"  {w.name:<22} {method:<14} {seconds * 1e3:10.3f} ms")
         if w.loop_baseline:
@@ -388,3 +412,83 @@ def format_table(report: Report) -> str:
         lines.append(f"| {m.workload} | {m.method} | {m.seconds * 1e3:.3f} | {m.gflops:.1f} | "
                      f"{m.peak_fraction:.0%} | {ratio} | {memory} | {extra} |")  # fmt: skip
     return "\n".join(lines)
+
+
+def load_report(path: Path) -> Report:
+    data = json.loads(path.read_text())
+    measurements = [Measurement(**m) for m in data.pop("measurements")]
+    return Report(**data, measurements=measurements)
+
+
+def merge_reports(folder: Path) -> list[Path]:
+    """``python -m chanconv bench-report FOLDER``: every ``bench-<backend>.json`` in FOLDER
+    merged into ``FOLDER/summary.md`` (auto against each framework's own convolution, and
+    every method's ratio) and ``FOLDER/summary.png`` (one panel per backend)."""
+    reports = [load_report(p) for p in sorted(folder.glob("bench-*.json"))]
+    if not reports:
+        raise ValueError(f"no bench-<backend>.json reports in {folder}: run the benchmarks first")
+    order = {name: i for i, name in enumerate(("numpy", "torch", "tensorflow", "mxnet"))}
+    reports.sort(key=lambda r: order.get(r.backend, len(order)))
+    md = folder / "summary.md"
+    md.write_text(summary_markdown(reports))
+    return [md, _summary_chart(reports, folder / "summary.png")]
+
+
+def _ratio(report: Report, workload: str, method: str) -> float | None:
+    for m in report.measurements:
+        if m.workload == workload and m.method == method:
+            return m.ratio_to_framework
+    return None
+
+
+def summary_markdown(reports: list[Report]) -> str:
+    """Ratios to each framework's own convolution (throughput; above 1 is faster), one
+    column per backend and method."""
+    methods = ("auto", "im2col", "direct", "native")
+    workloads = list(dict.fromkeys(m.workload for r in reports for m in r.measurements))
+    head = [f"{r.backend} {method}" for r in reports for method in methods
+            if any(m.method == method for m in r.measurements)]  # fmt: skip
+    lines = ["| backend | version | SGEMM peak (own matmul) GFLOP/s |", "| --- | --- | ---: |"]
+    lines += [f"| {r.backend} | {r.framework_version} | {r.sgemm_gflops:.1f} "
+              f"({r.framework_sgemm_gflops:.1f}) |" for r in reports]  # fmt: skip
+    lines += ["", "| workload | " + " | ".join(head) + " |",
+              "| --- |" + " ---: |" * len(head)]  # fmt: skip
+    for w in workloads:
+        cells = []
+        for r in reports:
+            for method in methods:
+                if any(m.method == method for m in r.measurements):
+                    ratio = _ratio(r, w, method)
+                    cells.append("" if ratio is None else f"{ratio:.2f}")
+        lines.append(f"| {w} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _summary_chart(reports: list[Report], path: Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 2.6 * len(reports)))
+    FigureCanvasAgg(fig)
+    for row, report in enumerate(reports, start=1):
+        ax = fig.add_subplot(len(reports), 1, row)
+        workloads = [w for w in dict.fromkeys(m.workload for m in report.measurements)
+                     if w != "seed"]  # fmt: skip
+        reference = "torch-call" if report.backend == "numpy" else "framework-call"
+        methods = [m for m in (reference, "auto", "im2col", "direct")
+                   if any(x.method == m for x in report.measurements)]  # fmt: skip
+        width = 0.8 / len(methods)
+        gflops = {(m.workload, m.method): m.gflops for m in report.measurements}
+        for i, method in enumerate(methods):
+            values = [gflops.get((w, method), 0.0) for w in workloads]
+            ax.bar([j + i * width for j in range(len(workloads))], values, width, label=method)
+        ax.axhline(report.sgemm_gflops, color="black", linestyle="--", linewidth=1,
+                   label=f"SGEMM peak {report.sgemm_gflops:.0f}")  # fmt: skip
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(workloads))], workloads,
+                      fontsize=8)  # fmt: skip
+        ax.set_ylabel("GFLOP/s")
+        ax.set_title(f"{report.backend} {report.framework_version}", fontsize=9)
+        ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    return path

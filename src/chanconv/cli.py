@@ -157,6 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_parser.add_argument("--cases", type=int, default=300, help="random cases (300)")
     check_parser.add_argument("--seed", type=int, default=0, help="seed of the random cases")
     check_parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    bench_report_parser = commands.add_parser(
+        "bench-report", help="merge bench JSON reports into FOLDER/summary.md and summary.png"
+    )
+    bench_report_parser.add_argument("folder", nargs="?", default="build/bench")
     matrix_parser = commands.add_parser(
         "matrix-report", help="merge check --json reports into FOLDER.md and FOLDER.html"
     )
@@ -187,6 +191,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from chanconv.check import run as run_check
 
             return run_check(args.backend, cases=args.cases, seed=args.seed, json_path=args.json)
+        if args.command == "bench-report":
+            from pathlib import Path
+
+            from chanconv.bench import merge_reports
+
+            for path in merge_reports(Path(args.folder)):
+                print(f"wrote {path}")
+            return 0
         if args.command == "matrix-report":
             from chanconv.matrix import run as matrix_report
 

@@ -38,6 +38,17 @@ def test_quick_run_times_every_method_on_every_workload(installed_builtin, tmp_p
     saved = json.loads(paths[0].read_text())
     assert len(saved["measurements"]) == len(report.measurements)
     assert paths[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    merged = bench.merge_reports(tmp_path)
+    assert [p.name for p in merged] == ["summary.md", "summary.png"]
+    summary = merged[0].read_text()
+    assert f"| {report.backend} | {report.framework_version} |" in summary
+    for w in bench.QUICK_WORKLOADS:
+        row = next(line for line in summary.splitlines() if line.startswith(f"| {w.name} |"))
+        cells = [c.strip() for c in row.strip("|").split("|")[1:]]
+        assert len(cells) == len(expected)
+        if installed_builtin.name != "numpy":  # every ratio was measured
+            assert all(float(c) > 0 for c in cells)
+    assert bench.load_report(paths[0]) == report
     table = bench.format_table(report)
     assert table.count("\n| ") == len(report.measurements) + 2  # header, rule, rows
 
@@ -78,3 +89,12 @@ def test_bench_command_writes_json_and_chart(run_python, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "| seed | auto |" in proc.stdout
     assert (tmp_path / "bench-numpy.json").exists() and (tmp_path / "bench-numpy.png").exists()
+    proc = run_python("-m", "chanconv", "bench-report", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "summary.md").exists() and (tmp_path / "summary.png").exists()
+
+
+def test_bench_report_without_reports_is_a_clear_error(run_python, tmp_path):
+    proc = run_python("-m", "chanconv", "bench-report", str(tmp_path))
+    assert proc.returncode == 2
+    assert "no bench-<backend>.json reports" in proc.stderr
