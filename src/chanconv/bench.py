@@ -16,7 +16,7 @@ import random
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -363,12 +363,9 @@ def _measure(w: Workload, backend: ArrayBackend, method: str, seconds: float, pe
              note: str = "") -> Measurement:  # fmt: skip
     gflops = w.flops / seconds / 1e9
     ratio = None if reference is None else reference / seconds
-    if memory is None:  # not measured
-        return Measurement(w.name, backend.name, method, seconds, gflops, gflops / peak, ratio,
-                           0, 0, note)  # fmt: skip
-    extra = max(0, memory - w.result_bytes)
+    extra = 0 if memory is None else max(0, memory - w.result_bytes)  # None: not measured
     return Measurement(w.name, backend.name, method, seconds, gflops, gflops / peak, ratio,
-                       memory, extra, note)  # fmt: skip
+                       memory or 0, extra, note)  # fmt: skip
 
 
 def write_report(report: Report, out: Path) -> list[Path]:
@@ -379,25 +376,31 @@ def write_report(report: Report, out: Path) -> list[Path]:
     return [json_path, _chart(report, out / f"bench-{report.backend}.png")]
 
 
-def _chart(report: Report, path: Path) -> Path:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    workloads = list(dict.fromkeys(m.workload for m in report.measurements))
-    methods = [m for m in ("framework-call", "torch-call", "framework-nchw", "auto", "direct",
-                           "im2col", "native")
-               if any(x.method == m for x in report.measurements)]  # fmt: skip
-    fig = Figure(figsize=(10, 4.5))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    width = 0.8 / len(methods)
+def _gflops_bars(ax: Any, report: Report, workloads: list[str], methods: Sequence[str]) -> None:
+    """Grouped bars of GFLOP/s, one group per workload, one bar per method the report has,
+    and the SGEMM peak as a dashed line."""
+    present = [m for m in methods if any(x.method == m for x in report.measurements)]
+    width = 0.8 / len(present)
     gflops = {(m.workload, m.method): m.gflops for m in report.measurements}
-    for i, method in enumerate(methods):
-        values = [gflops.get((wl, method), 0.0) for wl in workloads]
+    for i, method in enumerate(present):
+        values = [gflops.get((w, method), 0.0) for w in workloads]
         ax.bar([j + i * width for j in range(len(workloads))], values, width, label=method)
     ax.axhline(report.sgemm_gflops, color="black", linestyle="--", linewidth=1,
                label=f"SGEMM peak {report.sgemm_gflops:.0f}")  # fmt: skip
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(workloads))], workloads, fontsize=8)
+
+
+def _chart(report: Report, path: Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    workloads = list(dict.fromkeys(m.workload for m in report.measurements))
+    methods = ("framework-call", "torch-call", "framework-nchw", "auto", "direct", "im2col",
+               "native")  # fmt: skip
+    _gflops_bars(ax, report, workloads, methods)
     ax.set_ylabel("GFLOP/s (float32)")
     ax.set_title(f"chanconv on {report.backend} {report.framework_version} ({report.machine})")
     ax.legend(fontsize=8)
@@ -484,17 +487,7 @@ def _summary_chart(reports: list[Report], path: Path) -> Path:
         workloads = [w for w in dict.fromkeys(m.workload for m in report.measurements)
                      if w != "seed"]  # fmt: skip
         reference = "torch-call" if report.backend == "numpy" else "framework-call"
-        methods = [m for m in (reference, "auto", "im2col", "direct")
-                   if any(x.method == m for x in report.measurements)]  # fmt: skip
-        width = 0.8 / len(methods)
-        gflops = {(m.workload, m.method): m.gflops for m in report.measurements}
-        for i, method in enumerate(methods):
-            values = [gflops.get((w, method), 0.0) for w in workloads]
-            ax.bar([j + i * width for j in range(len(workloads))], values, width, label=method)
-        ax.axhline(report.sgemm_gflops, color="black", linestyle="--", linewidth=1,
-                   label=f"SGEMM peak {report.sgemm_gflops:.0f}")  # fmt: skip
-        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(workloads))], workloads,
-                      fontsize=8)  # fmt: skip
+        _gflops_bars(ax, report, workloads, (reference, "auto", "im2col", "direct"))
         ax.set_ylabel("GFLOP/s")
         ax.set_title(f"{report.backend} {report.framework_version}", fontsize=9)
         ax.legend(fontsize=7, loc="upper left")

@@ -9,7 +9,7 @@ single matrix multiplication the section uses it to show.
 
 from __future__ import annotations
 
-from chanconv.conv import ALGORITHMS, choose_algorithm, convolve, has_native
+from chanconv.conv import check_algorithm, choose_algorithm, convolve
 from chanconv.geometry import ConvGeometry, IntPair, Padding, conv_geometry
 from chanconv.grad import convolve_vjp
 from chanconv.inputs import Operand, kind_source, operand, pick_backend, unify_dtypes
@@ -26,7 +26,11 @@ _MAX_PLANS = 1024
 
 
 def _finish(backend: ArrayBackend, y: Tensor, *operands: Operand) -> Tensor:
-    like = kind_source(*operands)
+    return _in_kind_of(backend, y, kind_source(*operands))
+
+
+def _in_kind_of(backend: ArrayBackend, y: Tensor, like: object | None) -> Tensor:
+    """``y`` in the kind of tensor the user passed (MXNet's two array styles), if any."""
     return y if like is None else backend.restore_kind(y, like)
 
 
@@ -235,16 +239,11 @@ def conv2d(
                        for t, c in zip(tensors, casts, strict=True)]  # fmt: skip
         return _run_conv2d(backend, g, dtype, unbatched, algorithm, tensors, X)
 
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+    check_algorithm(algorithm, None, "conv2d")
     backend, g, ops, unbatched = _conv_operands(
         "conv2d", X, K, bias, stride, padding, dilation, groups
     )
-    if algorithm == "native" and not has_native(backend):
-        raise ValueError(
-            f"conv2d: algorithm='native' needs a backend with its own convolution; the "
-            f"{backend.name} backend has none: use 'direct', 'im2col' or 'auto'"
-        )
+    check_algorithm(algorithm, backend, "conv2d")
     dtype, tensors = unify_dtypes(backend, *ops)
     if key is not None and all(op.is_tensor for op in ops):
         if len(_plans) >= _MAX_PLANS:
@@ -266,7 +265,7 @@ def _run_conv2d(
         y = y + backend.reshape(tensors[2], (1, g.co, 1, 1))
     if unbatched:
         y = backend.reshape(y, g.output_shape[1:])
-    return y if like is None else backend.restore_kind(y, like)
+    return _in_kind_of(backend, y, like)
 
 
 def conv2d_vjp(

@@ -200,18 +200,28 @@ def _im2col(backend: ArrayBackend, x: Tensor, k: Tensor, g: ConvGeometry, dtype:
     return _channels_first(backend, y)
 
 
+def check_algorithm(algorithm: str, backend: ArrayBackend | None, op: str) -> None:
+    """ValueError unless ``algorithm`` is one of :data:`ALGORITHMS` and, given a backend,
+    one it can run (``native`` needs :class:`NativeConv2d`)."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(
+            f"{op}: unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}"
+        )
+    if algorithm == "native" and backend is not None and not has_native(backend):
+        raise ValueError(
+            f"{op}: algorithm='native' needs a backend with its own convolution; the "
+            f"{backend.name} backend has none: use 'direct', 'im2col' or 'auto'"
+        )
+
+
 def convolve(
     backend: ArrayBackend, x: Tensor, k: Tensor, g: ConvGeometry, dtype: str, algorithm: str
 ) -> Tensor:
     """(n, ci, h, w) * (co, ci/groups, kh, kw) -> (n, co, oh, ow) on already checked and
-    converted tensors of one dtype."""
+    converted tensors of one dtype, by an ``algorithm`` that :func:`check_algorithm` has
+    accepted for this backend."""
     if algorithm == "auto":
         algorithm = choose_algorithm(backend, g)
-    elif algorithm == "native" and not has_native(backend):
-        raise ValueError(
-            f"algorithm='native' needs a backend with its own convolution; the "
-            f"{backend.name} backend has none: use 'direct', 'im2col' or 'auto'"
-        )
     if algorithm == "native":
         padding = g.symmetric_padding
         if padding is None:  # asymmetric ("same" with an even extent): pad here
@@ -221,6 +231,4 @@ def convolve(
         )
     if algorithm == "direct":
         return _direct(backend, pad_input(backend, x, g, dtype), k, g)
-    if algorithm == "im2col":
-        return _im2col(backend, x, k, g, dtype)
-    raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+    return _im2col(backend, x, k, g, dtype)

@@ -102,35 +102,20 @@ def conv_geometry(
     (n, ci, h, w) and ``k_shape`` (co, ci/groups, kh, kw); raises ``ValueError`` or
     ``TypeError`` naming the shapes and the rule broken. Memoized: a layer called in a
     loop meets the same shapes every time."""
+    args = (tuple(x_shape), tuple(k_shape), stride, padding, dilation, groups, op)
     try:
-        return _cached_geometry(tuple(x_shape), tuple(k_shape), stride, padding, dilation,
-                                groups, op)  # fmt: skip
-    except TypeError as err:
+        return _checked_geometry(*args)
+    except TypeError as err:  # a list among the settings: check it, uncached
         if "unhashable" not in str(err):
             raise
-    return _conv_geometry(x_shape, k_shape, stride=stride, padding=padding, dilation=dilation,
-                          groups=groups, op=op)  # fmt: skip
+    return _checked_geometry.__wrapped__(*args)
 
 
 @lru_cache(maxsize=1024, typed=True)
-def _cached_geometry(
+def _checked_geometry(
     x_shape: tuple[int, ...], k_shape: tuple[int, ...], stride: IntPair, padding: Padding,
     dilation: IntPair, groups: int, op: str,
 ) -> ConvGeometry:  # fmt: skip
-    return _conv_geometry(x_shape, k_shape, stride=stride, padding=padding, dilation=dilation,
-                          groups=groups, op=op)  # fmt: skip
-
-
-def _conv_geometry(
-    x_shape: tuple[int, ...],
-    k_shape: tuple[int, ...],
-    *,
-    stride: IntPair = 1,
-    padding: Padding = 0,
-    dilation: IntPair = 1,
-    groups: int = 1,
-    op: str = "conv2d",
-) -> ConvGeometry:
     if len(x_shape) != 4 or len(k_shape) != 4:
         raise ValueError(
             f"{op}: X must be (n, ci, h, w) or (ci, h, w) and K (co, ci/groups, kh, kw); "

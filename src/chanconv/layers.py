@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chanconv.channels import conv2d, conv2d_vjp
-from chanconv.conv import ALGORITHMS
+from chanconv.conv import check_algorithm
 from chanconv.geometry import IntPair, Padding, as_pair, conv_geometry
 from chanconv.protocol import ArrayBackend, NativeLayers, Tensor
 from chanconv.registry import active_backend
@@ -43,9 +43,7 @@ class LayerSpec:
 
     def check(self) -> None:
         """ValueError for settings no input could satisfy, before any tensor exists."""
-        if self.algorithm not in ALGORITHMS:
-            raise ValueError(f"Conv2D: unknown algorithm {self.algorithm!r}; choose one of "
-                             f"{', '.join(ALGORITHMS)}")  # fmt: skip
+        check_algorithm(self.algorithm, None, "Conv2D")
         kh, kw = self.kernel_size
         dh, dw = as_pair("dilation", self.dilation)
         if min(self.in_channels, self.out_channels, kh, kw) < 1:

@@ -119,6 +119,12 @@ class NativeConv2d(Protocol):
     core accepts (the core checks arguments first); where the framework's own kernel
     refuses a combination, the adapter works around it rather than raising.
 
+    An adapter with this extension may also set the class attribute
+    ``pointwise_matmul = False`` when its framework's convolution beats its matmul on 1x1
+    layers; ``auto`` then keeps the convolution there (see
+    :func:`chanconv.conv.choose_algorithm`). It is read with a default of True, so it is
+    not a protocol member.
+
     Examples:
         >>> import chanconv
         >>> isinstance(chanconv.get_adapter("numpy"), NativeConv2d)  # NumPy has none

@@ -84,9 +84,7 @@ def count_operations(x_shape, k_shape, stride, pads, dilation, groups, bias):
     (sh, sw), (dh, dw), (pt, pb, pl, pr) = stride, dilation, pads
     oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
     ow = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
-    cog = co // groups
     fwd_mul = fwd_add = 0
-    dx_terms = np.zeros(x_shape, dtype=np.int64)
     for _b in range(n):
         for _o in range(co):
             for _r in range(oh):
@@ -94,17 +92,11 @@ def count_operations(x_shape, k_shape, stride, pads, dilation, groups, bias):
                     terms = cig * kh * kw
                     fwd_mul += terms
                     fwd_add += terms - 1 + (1 if bias else 0)
-    for b in range(n):
-        for o in range(co):
-            first = (o // cog) * cig
-            for r in range(oh):
-                for c in range(ow):
-                    for m in range(cig):
-                        for i in range(kh):
-                            for j in range(kw):
-                                row, col = r * sh + i * dh - pt, c * sw + j * dw - pl
-                                if 0 <= row < h and 0 <= col < w:
-                                    dx_terms[b, first + m, row, col] += 1
+    # How many products land on each input position: the input gradient's loops above,
+    # run with every kernel entry and every output gradient 1.
+    dx_terms, _, _ = conv2d_vjp(np.zeros(x_shape), np.ones(k_shape), np.ones((n, co, oh, ow)),
+                                stride, pads, dilation, groups)  # fmt: skip
+    dx_terms = dx_terms.astype(np.int64)
     dk_terms = n * oh * ow  # per kernel entry
     k_size = co * cig * kh * kw
     bwd_mul = int(dx_terms.sum()) + k_size * dk_terms

@@ -228,47 +228,6 @@ def test_module_dir_lists_operations_aliases_and_backends():
 # --- the section's code, verbatim but for the import line --------------------------------
 
 SECTION_CODE = {
-    # d2l has no numpy tab: this is the mxnet tab with numpy in place of mxnet.np.
-    "numpy": """
-        from chanconv import numpy as d2l
-        import numpy as np
-
-        def corr2d_multi_in(X, K):
-            # Iterate through the 0th dimension (channel) of K first, then add them up
-            return sum(d2l.corr2d(x, k) for x, k in zip(X, K))
-
-        X = np.array([[[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]],
-                       [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]])
-        K = np.array([[[0.0, 1.0], [2.0, 3.0]], [[1.0, 2.0], [3.0, 4.0]]])
-
-        corr2d_multi_in(X, K)
-
-        def corr2d_multi_in_out(X, K):
-            # Iterate through the 0th dimension of K, and each time, perform
-            # cross-correlation operations with input X. All of the results are
-            # stacked together
-            return np.stack([corr2d_multi_in(X, k) for k in K], 0)
-
-        K = np.stack((K, K + 1, K + 2), 0)
-        K.shape
-
-        corr2d_multi_in_out(X, K)
-
-        def corr2d_multi_in_out_1x1(X, K):
-            c_i, h, w = X.shape
-            c_o = K.shape[0]
-            X = X.reshape((c_i, h * w))
-            K = K.reshape((c_o, c_i))
-            # Matrix multiplication in the fully connected layer
-            Y = np.dot(K, X)
-            return Y.reshape((c_o, h, w))
-
-        X = np.random.normal(0, 1, (3, 3, 3))
-        K = np.random.normal(0, 1, (2, 3, 1, 1))
-        Y1 = corr2d_multi_in_out_1x1(X, K)
-        Y2 = corr2d_multi_in_out(X, K)
-        assert float(np.abs(Y1 - Y2).sum()) < 1e-6
-    """,
     "torch": """
         from chanconv import torch as d2l
         import torch
@@ -390,6 +349,11 @@ SECTION_CODE = {
         assert float(np.abs(Y1 - Y2).sum()) < 1e-6
     """,
 }
+# d2l has no numpy tab: it is the mxnet tab with NumPy in place of mxnet.np.
+SECTION_CODE["numpy"] = SECTION_CODE["mxnet"].replace(
+    "from chanconv import mxnet as d2l\n        from mxnet import np, npx\n        npx.set_np()",
+    "from chanconv import numpy as d2l\n        import numpy as np",
+)
 
 
 @pytest.fixture
