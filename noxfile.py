@@ -26,12 +26,16 @@ def install(session: nox.Session, backend: str, *extras: str) -> None:
 @nox.session
 @nox.parametrize("backend", BACKENDS, ids=BACKENDS)
 def tests(session: nox.Session, backend: str) -> None:
-    """The whole suite (conformance and unit tests) against one backend."""
+    """The shipped conformance suite, then the repository's unit and example tests, against
+    one backend. The suite runs from the installed package, as a plugin author runs it."""
     install(session, backend, "test")
+    env = {"CHANCONV_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    report = Path("build") / "conformance" / f"{backend}.json"
     session.run(
-        "pytest", f"--backend={backend}", *session.posargs,
-        env={"CHANCONV_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        "pytest", "--pyargs", "chanconv.testing", f"--backend={backend}",
+        f"--report-json={report}", *session.posargs, env=env,
     )  # fmt: skip
+    session.run("pytest", "tests", f"--backend={backend}", *session.posargs, env=env)
 
 
 @nox.session

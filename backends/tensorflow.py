@@ -9,7 +9,7 @@ from functools import cache
 from typing import Any
 
 from chanconv.adapter import Adapter
-from chanconv.conv import convolve
+from chanconv.algorithms import convolve
 from chanconv.geometry import conv_geometry
 from chanconv.layers import LayerSpec
 from chanconv.protocol import Tensor

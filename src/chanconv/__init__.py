@@ -17,10 +17,14 @@ from __future__ import annotations
 
 from importlib import import_module
 from importlib.util import find_spec
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chanconv import registry
-from chanconv.channels import (
+from chanconv.algorithms import im2col_limit, set_im2col_limit
+from chanconv.compose import block_diagonal_kernel, compose_kernels
+from chanconv.cost import ConvCost, conv2d_cost
+from chanconv.layers import Conv2D, Conv2DLayer
+from chanconv.operations import (
     conv2d,
     conv2d_vjp,
     corr2d,
@@ -28,11 +32,6 @@ from chanconv.channels import (
     corr2d_multi_in_out,
     corr2d_multi_in_out_1x1,
 )
-from chanconv.compose import block_diagonal_kernel, compose_kernels
-from chanconv.conv import im2col_limit, set_im2col_limit
-from chanconv.cost import ConvCost, conv2d_cost
-from chanconv.explain import Explanation, explain
-from chanconv.layers import Conv2D, Conv2DLayer
 from chanconv.registry import (
     active_name,
     adapters,
@@ -42,6 +41,9 @@ from chanconv.registry import (
     set_backend,
     use_backend,
 )
+
+if TYPE_CHECKING:
+    from chanconv.tools.explain import Explanation, explain
 
 __all__ = [
     "Conv2D",
@@ -71,7 +73,16 @@ __all__ = [
 __version__ = "0.1.0"
 
 
+#: Public names served by the tools subpackage, imported on first use so that
+#: ``import chanconv`` loads no tool (and not matplotlib).
+_TOOL_NAMES = {"explain": "chanconv.tools.explain", "Explanation": "chanconv.tools.explain"}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _TOOL_NAMES:
+        value = getattr(import_module(_TOOL_NAMES[name]), name)
+        globals()[name] = value
+        return value
     # ``from chanconv import <submodule>`` asks here first: resolve nothing for those, and
     # import lazily through importlib, since ``from chanconv import d2l`` would recurse.
     if name.startswith("_") or find_spec(f"{__name__}.{name}") is not None:

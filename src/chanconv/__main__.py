@@ -1,3 +1,3 @@
-from chanconv.cli import main
+from chanconv.tools.cli import main
 
 raise SystemExit(main())

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from chanconv.conv import pad_axis
+from chanconv.algorithms import pad_axis
 from chanconv.inputs import kind_source, operand, pick_backend, unify_dtypes
 from chanconv.protocol import Tensor
 

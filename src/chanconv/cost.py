@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from chanconv.conv import ITEMSIZE
+from chanconv.algorithms import ITEMSIZE
 from chanconv.geometry import ConvGeometry, IntPair, Padding, conv_geometry
 
 

@@ -18,7 +18,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from chanconv import channels, compose, layers
+from chanconv import compose, layers, operations
 from chanconv.cost import conv2d_cost
 from chanconv.protocol import ArrayBackend, Tensor
 from chanconv.registry import active_name, backend_for, get_adapter, use_backend
@@ -37,12 +37,12 @@ NUMPY_D2L_ALIASES = {
 
 #: chanconv's own operations, offered by every namespace.
 OPERATIONS: dict[str, Callable[..., Any]] = {
-    "corr2d": channels.corr2d,
-    "corr2d_multi_in": channels.corr2d_multi_in,
-    "corr2d_multi_in_out": channels.corr2d_multi_in_out,
-    "corr2d_multi_in_out_1x1": channels.corr2d_multi_in_out_1x1,
-    "conv2d": channels.conv2d,
-    "conv2d_vjp": channels.conv2d_vjp,
+    "corr2d": operations.corr2d,
+    "corr2d_multi_in": operations.corr2d_multi_in,
+    "corr2d_multi_in_out": operations.corr2d_multi_in_out,
+    "corr2d_multi_in_out_1x1": operations.corr2d_multi_in_out_1x1,
+    "conv2d": operations.conv2d,
+    "conv2d_vjp": operations.conv2d_vjp,
     "compose_kernels": compose.compose_kernels,
     "block_diagonal_kernel": compose.block_diagonal_kernel,
     "conv2d_cost": conv2d_cost,

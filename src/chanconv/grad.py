@@ -9,7 +9,7 @@ writes into a tensor: the input gradient is assembled by zero insertion and zero
 
 from __future__ import annotations
 
-from chanconv.conv import pad_axis, pad_input, spread_axis, window
+from chanconv.algorithms import pad_axis, pad_input, spread_axis, window
 from chanconv.geometry import ConvGeometry
 from chanconv.protocol import ArrayBackend, Tensor
 

@@ -15,9 +15,9 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from chanconv.channels import conv2d, conv2d_vjp
-from chanconv.conv import check_algorithm
+from chanconv.algorithms import check_algorithm
 from chanconv.geometry import IntPair, Padding, as_pair, conv_geometry
+from chanconv.operations import conv2d, conv2d_vjp
 from chanconv.protocol import ArrayBackend, NativeLayers, Tensor
 from chanconv.registry import active_backend
 

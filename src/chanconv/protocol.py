@@ -122,7 +122,7 @@ class NativeConv2d(Protocol):
     An adapter with this extension may also set the class attribute
     ``pointwise_matmul = False`` when its framework's convolution beats its matmul on 1x1
     layers; ``auto`` then keeps the convolution there (see
-    :func:`chanconv.conv.choose_algorithm`). It is read with a default of True, so it is
+    :func:`chanconv.algorithms.choose_algorithm`). It is read with a default of True, so it is
     not a protocol member.
 
     Examples:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import chanconv
-from chanconv import cli, reference
+from chanconv.tools import cli, reference
 
 EXAMPLE_00 = "(0×0+1×1+3×2+4×3)+(1×1+2×2+4×3+5×4)=56"
 EXAMPLE_11 = "(4×0+5×1+7×2+8×3)+(5×1+6×2+8×3+9×4)=120"
@@ -264,7 +264,7 @@ def test_matplotlib_is_imported_only_to_draw_and_pyplot_never(run_python):
         import sys
 
         import chanconv
-        from chanconv import reference
+        from chanconv.tools import reference
 
         e = chanconv.explain(reference.X, reference.K3)
         before = "matplotlib" in sys.modules

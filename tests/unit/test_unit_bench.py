@@ -9,8 +9,8 @@ import json
 import numpy as np
 
 import chanconv
-from chanconv import bench
-from chanconv.conv import has_native
+from chanconv.algorithms import has_native
+from chanconv.tools import bench
 
 
 def test_quick_run_times_every_method_on_every_workload(installed_builtin, tmp_path):

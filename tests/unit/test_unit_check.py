@@ -12,7 +12,7 @@ import pytest
 from chanconv.backends.numpy import NumpyBackend
 
 import chanconv
-from chanconv import check, cli, oracle, reference
+from chanconv.tools import check, cli, oracle, reference
 
 OPERATIONS = ["reference", "corr2d", "corr2d_multi_in", "corr2d_multi_in_out",
               "corr2d_multi_in_out_1x1", "conv2d"]  # fmt: skip

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import chanconv
-from chanconv import cli, reference
+from chanconv.tools import cli, reference
 
 KNOWN = ("numpy", "torch", "tensorflow", "mxnet")
 

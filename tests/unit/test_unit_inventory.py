@@ -8,8 +8,8 @@ import importlib.util
 import pytest
 
 import chanconv
-from chanconv import cli, inventory
-from chanconv.inventory import BackendInfo, format_inventory
+from chanconv.tools import cli, inventory
+from chanconv.tools.inventory import BackendInfo, format_inventory
 
 #: name -> (framework, extra)
 BUILTINS = {"numpy": ("numpy", "numpy"), "torch": ("torch", "torch"),

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from chanconv import cli, matrix
+from chanconv.tools import cli, matrix
 
 
 def _tally(checks, passed, ratio, abs_error, shared=None):

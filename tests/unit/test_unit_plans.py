@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 import chanconv
-from chanconv import channels, registry
+from chanconv import operations, registry
 
 
 def test_a_repeated_signature_skips_the_checks(monkeypatch):
-    channels._plans.clear()
+    operations._plans.clear()
     calls = []
-    real = channels._conv_operands
-    monkeypatch.setattr(channels, "_conv_operands", lambda *a: calls.append(a) or real(*a))
+    real = operations._conv_operands
+    monkeypatch.setattr(operations, "_conv_operands", lambda *a: calls.append(a) or real(*a))
     x, k = np.ones((1, 2, 5, 5), "float32"), np.ones((3, 2, 3, 3), "float32")
     first = chanconv.conv2d(x, k, padding=1)
     second = chanconv.conv2d(x + 1, k, padding=1)
@@ -29,7 +29,7 @@ def test_a_repeated_signature_skips_the_checks(monkeypatch):
 
 
 def test_promotions_are_remembered_too():
-    channels._plans.clear()
+    operations._plans.clear()
     x, k = np.ones((2, 4, 4), "float32"), np.ones((1, 2, 2, 2), "float64")
     for _ in range(2):
         y = chanconv.conv2d(x, k)
@@ -37,13 +37,13 @@ def test_promotions_are_remembered_too():
 
 
 def test_lists_are_never_remembered():
-    channels._plans.clear()
+    operations._plans.clear()
     chanconv.conv2d([[[1.0, 2.0], [3.0, 4.0]]], [[[[1.0]]]])
-    assert not channels._plans
+    assert not operations._plans
 
 
 def test_changing_the_adapters_forgets_every_plan():
     chanconv.conv2d(np.ones((1, 3, 3), "float32"), np.ones((1, 1, 2, 2), "float32"))
-    assert channels._plans
+    assert operations._plans
     registry.clear_caches()
-    assert not channels._plans
+    assert not operations._plans

@@ -3,13 +3,15 @@ gradients against the oracle and the framework's own convolution, and bad argume
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import chanconv
-from chanconv import conv
+from chanconv import algorithms as conv
 from chanconv.geometry import conv_geometry
 
 from . import frameworks, oracle
@@ -138,7 +140,7 @@ def test_gradients_flow_through_every_algorithm(adapter, backend_name, algorithm
     """Autograd of sum(conv2d(X, K, bias) * G) matches the oracle's backward loops; on NumPy,
     which has no autograd, conv2d_vjp is the backward pass and is checked instead."""
     x, k, b, dy, geometry = _gradient_problem(case)
-    args = {key: case[key] for key in ("stride", "padding", "dilation", "groups")}
+    args: dict[str, Any] = {key: case[key] for key in ("stride", "padding", "dilation", "groups")}
     expected = oracle.conv2d_vjp(x, k, dy, **geometry)
 
     def loss(X, K, B):
@@ -151,7 +153,7 @@ def test_gradients_flow_through_every_algorithm(adapter, backend_name, algorithm
         return
     got = frameworks.gradients(frameworks.kinds(backend_name)[0], loss, [x, k, b], "float32")
     if got is None:  # NumPy: the explicit backward pass
-        got = [adapter.to_numpy(g) for g in chanconv.conv2d_vjp(
+        got = [adapter.to_numpy(g) for g in chanconv.conv2d_vjp(  # type: ignore[misc]
             *(tensor(adapter, a, "float32") for a in (x, k)), tensor(adapter, dy, "float32"),
             bias=tensor(adapter, b, "float32"), **args)]  # fmt: skip
     for name, g, e in zip(("dX", "dK", "dbias"), got, expected, strict=True):
@@ -284,7 +286,7 @@ def test_auto_follows_its_stated_rule(adapter):
 def test_im2col_tiles_agree_with_one_piece(adapter, limit):
     rng = np.random.default_rng(4)
     x, k = rng.standard_normal((3, 4, 11, 9)), rng.standard_normal((6, 2, 3, 3))
-    args = dict(stride=(2, 1), padding=1, groups=2)
+    args: dict[str, Any] = {"stride": (2, 1), "padding": 1, "groups": 2}
     ref = oracle.conv2d(x, k, None, stride=(2, 1), pads=(1, 1, 1, 1), groups=2)
     previous = chanconv.set_im2col_limit(limit)
     try:

@@ -2,14 +2,14 @@
 and its explicit backward pass ``conv2d_vjp``.
 
 Every function here checks its arguments, converts them to one backend and one dtype, and
-hands the computation to :mod:`chanconv.conv`. The section's functions are ``conv2d`` on
+hands the computation to :mod:`chanconv.algorithms`. The section's functions are ``conv2d`` on
 one unbatched image with stride 1 and no padding; only the 1x1 form keeps its own body, the
 single matrix multiplication the section uses it to show.
 """
 
 from __future__ import annotations
 
-from chanconv.conv import check_algorithm, choose_algorithm, convolve
+from chanconv.algorithms import check_algorithm, choose_algorithm, convolve
 from chanconv.geometry import ConvGeometry, IntPair, Padding, conv_geometry
 from chanconv.grad import convolve_vjp
 from chanconv.inputs import Operand, kind_source, operand, pick_backend, unify_dtypes
@@ -210,7 +210,7 @@ def conv2d(
     the odd pixel after, as TensorFlow pads). The output is (n, co, oh, ow) with
     oh = floor((h + 2*ph - dh*(kh-1) - 1) / sh) + 1, or (co, oh, ow) for one image.
     ``algorithm`` is ``"direct"``, ``"im2col"``, ``"native"`` (the framework's own
-    convolution) or ``"auto"``; see :mod:`chanconv.conv`. All agree to rounding.
+    convolution) or ``"auto"``; see :mod:`chanconv.algorithms`. All agree to rounding.
 
     Examples:
         >>> X = [[[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[1, 2, 3], [4, 5, 6], [7, 8, 9]]]

@@ -1,4 +1,5 @@
-"""Fixtures for the conformance suite: "another framework" in every virtualenv.
+"""The conformance suite's options (:mod:`chanconv.testing.plugin`) and its fixtures for
+"another framework" in every virtualenv.
 
 Each test virtualenv has NumPy plus at most one framework, so a test about two frameworks
 pairs the backend under test with NumPy, and NumPy itself with a tiny test-only framework
@@ -8,12 +9,14 @@ registered for the duration of one test.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
 
 import chanconv
 from chanconv import registry
+from chanconv.testing.fixtures import *  # noqa: F403 (pytest finds fixtures by name)
 
 DUMMY = "conformance_dummy"  # unique, so it cannot shadow a real backend
 
@@ -94,7 +97,7 @@ def dummy_backend():
 
     chanconv has no public unregister(), so its tables are restored by hand; without this
     the dummy would linger in every later test's list of known backends."""
-    tables = (chanconv.adapters(), registry._names, registry._origins)
+    tables: tuple[dict[str, Any], ...] = (chanconv.adapters(), registry._names, registry._origins)
     saved = [dict(t) for t in tables]
     assert sys.modules[DummyAdapter.framework]
     chanconv.register(DummyAdapter())

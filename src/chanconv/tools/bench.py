@@ -22,9 +22,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from chanconv.channels import conv2d
-from chanconv.conv import has_native, im2col_limit
+from chanconv.algorithms import has_native, im2col_limit
 from chanconv.cost import conv2d_cost
+from chanconv.operations import conv2d
 from chanconv.protocol import ArrayBackend, Tensor
 from chanconv.registry import get_adapter
 

@@ -5,7 +5,7 @@ numbers, shades the window that output element ``(i, j)`` reads in every input c
 and writes the arithmetic out, one parenthesised group per input channel:
 
 >>> import chanconv
->>> from chanconv import reference
+>>> from chanconv.tools import reference
 >>> print(chanconv.explain(reference.X, reference.K).text)
 (0×0+1×1+3×2+4×3)+(1×1+2×2+4×3+5×4)=56
 
@@ -31,10 +31,10 @@ from numbers import Integral
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chanconv import reference
-from chanconv.channels import corr2d_multi_in, corr2d_multi_in_out
 from chanconv.inputs import operand, pick_backend
+from chanconv.operations import corr2d_multi_in, corr2d_multi_in_out
 from chanconv.protocol import ArrayBackend
+from chanconv.tools import reference
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -8,10 +8,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from chanconv import reference
-from chanconv.channels import corr2d_multi_in, corr2d_multi_in_out, corr2d_multi_in_out_1x1
 from chanconv.cost import conv2d_cost
+from chanconv.operations import corr2d_multi_in, corr2d_multi_in_out, corr2d_multi_in_out_1x1
 from chanconv.registry import active_name, get_adapter, use_backend
+from chanconv.tools import reference
 
 
 def _random_nested(rng: random.Random, shape: Sequence[int]) -> Any:
@@ -104,7 +104,7 @@ def bench(args: argparse.Namespace) -> int:
     """Run the benchmark suite on one backend; write JSON and a PNG chart."""
     from pathlib import Path
 
-    from chanconv.bench import format_table, run_benchmarks, write_report
+    from chanconv.tools.bench import format_table, run_benchmarks, write_report
 
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -174,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "bench":
             return bench(args)
         if args.command == "explain":
-            from chanconv.explain import explain_example
+            from chanconv.tools.explain import explain_example
 
             try:
                 print(explain_example(args.out, args.at, args.multi_out).text)
@@ -184,23 +184,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"wrote {args.out}")
             return 0
         if args.command == "backends":
-            from chanconv.inventory import run as list_backends
+            from chanconv.tools.inventory import run as list_backends
 
             return list_backends()
         if args.command == "check":
-            from chanconv.check import run as run_check
+            from chanconv.tools.check import run as run_check
 
             return run_check(args.backend, cases=args.cases, seed=args.seed, json_path=args.json)
         if args.command == "bench-report":
             from pathlib import Path
 
-            from chanconv.bench import merge_reports
+            from chanconv.tools.bench import merge_reports
 
             for path in merge_reports(Path(args.folder)):
                 print(f"wrote {path}")
             return 0
         if args.command == "matrix-report":
-            from chanconv.matrix import run as matrix_report
+            from chanconv.tools.matrix import run as matrix_report
 
             return matrix_report(args.folder, expected=args.expect)
         return demo(args.backend)

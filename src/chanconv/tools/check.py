@@ -5,7 +5,7 @@ exactly, and a few hundred seeded random cases of ``corr2d``, ``corr2d_multi_in`
 ``corr2d_multi_in_out``, ``corr2d_multi_in_out_1x1`` and ``conv2d`` (random shapes, stride,
 padding, dilation, groups and bias; ``conv2d`` by every algorithm the backend has), in
 float32 and float64, through chanconv's public functions on the backend's own tensors. Each
-result is compared with :mod:`chanconv.oracle`, plain float64 loops that share no code with
+result is compared with :mod:`chanconv.tools.oracle`, plain float64 loops that share no code with
 the rest of chanconv.
 
 An output element passes when ``|result - oracle| <= RTOL[dtype] * scale + ATOL[dtype]``,
@@ -15,7 +15,7 @@ dtype's rounding per term. The check reports the worst ratio of error to that to
 
 ``--json FILE`` writes the results per operation and dtype, and the outputs themselves for a
 fixed set of *shared inputs* (the same on every backend, whatever ``--cases`` and ``--seed``
-say), from which :mod:`chanconv.matrix` computes the largest difference between backends.
+say), from which :mod:`chanconv.tools.matrix` computes the largest difference between backends.
 """
 
 from __future__ import annotations
@@ -36,18 +36,18 @@ from typing import Any, TextIO
 import numpy as np
 import numpy.typing as npt
 
-from chanconv import oracle, reference
-from chanconv.channels import (
+from chanconv.algorithms import has_native, set_im2col_limit
+from chanconv.operations import (
     conv2d,
     corr2d,
     corr2d_multi_in,
     corr2d_multi_in_out,
     corr2d_multi_in_out_1x1,
 )
-from chanconv.conv import has_native, set_im2col_limit
-from chanconv.inventory import is_installed
 from chanconv.protocol import ArrayBackend, Tensor
 from chanconv.registry import adapters, backend_for, get_adapter, origin
+from chanconv.tools import oracle, reference
+from chanconv.tools.inventory import is_installed
 
 Array = npt.NDArray[np.float64]
 
@@ -93,7 +93,7 @@ class Case:
                 f"dilation={self.dilation!r}, groups={self.groups}")  # fmt: skip
 
     def oracle(self) -> tuple[Array, Array]:
-        """(value, scale) in float64 from :mod:`chanconv.oracle`."""
+        """(value, scale) in float64 from :mod:`chanconv.tools.oracle`."""
         if self.operation == "conv2d":
             result = oracle.conv2d(self.x, self.k, self.bias, stride=self.stride,
                                    padding=self.padding, dilation=self.dilation,

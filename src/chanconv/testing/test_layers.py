@@ -1,17 +1,14 @@
 """Conv2D on the backend under test: a module of the framework's own kind, trainable by its
-own optimizer; the chapter's edge detector learned from data."""
+own optimizer."""
 
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import chanconv
-
-EXAMPLE = Path(__file__).parents[2] / "examples" / "edge_detection.py"
 
 #: The layer type each backend must give: the framework's module system, or chanconv's own.
 LAYER_BASES = {
@@ -20,18 +17,6 @@ LAYER_BASES = {
     "tensorflow": ("keras.layers", "Layer"),
     "mxnet": ("mxnet.gluon", "Block"),
 }
-
-
-def load_example():
-    spec = importlib.util.spec_from_file_location("edge_detection", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_edge_detector_is_learned_by_gradient_descent(backend_name):
-    kernel = load_example().learn_edge_kernel(backend_name)
-    np.testing.assert_allclose(kernel, [[1.0, -1.0]], atol=0.05)
 
 
 def test_conv2d_layer_is_the_frameworks_own_kind(backend_name, adapter):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import chanconv
-from chanconv import cli
+from chanconv.tools import cli
 
 from . import oracle
 
