@@ -11,7 +11,9 @@ from pathlib import Path
 
 import nox
 
-BACKENDS = ["numpy", "torch", "tensorflow", "mxnet"]
+# array-api-strict: any Array API library through the generic adapter, proven on the
+# standard's strict reference library.
+BACKENDS = ["numpy", "torch", "tensorflow", "mxnet", "array-api-strict"]
 CONSTRAINTS = Path(__file__).parent / "constraints"
 
 nox.options.sessions = ["tests", "lint"]

@@ -95,7 +95,7 @@ def spread_axis(backend: ArrayBackend, t: Tensor, axis: int, step: int, dtype: s
     merged = (*shape[:axis], shape[axis] * step, *shape[axis + 1 :])
     flat = backend.reshape(spread, merged)
     keep = (shape[axis] - 1) * step + 1
-    return flat[:, :, :keep] if axis == 2 else flat[:, :, :, :keep]
+    return flat[:, :, :keep, :] if axis == 2 else flat[:, :, :, :keep]
 
 
 def pad_axis(
@@ -124,7 +124,10 @@ def pad_input(backend: ArrayBackend, x: Tensor, g: ConvGeometry, dtype: str) -> 
 
 def window(x: Tensor, g: ConvGeometry, i: int, j: int, rows: tuple[int, int]) -> Tensor:
     """The input pixels that kernel offset (i, j) meets for output rows [rows), all columns:
-    (a, b, len(rows), ow), strided by the stride and shifted by the dilation."""
+    (a, b, len(rows), ow), strided by the stride and shifted by the dilation.
+
+    Like every slice in the core, it names all four axes and stops within them: the Array
+    API standard leaves both implicit trailing axes and out-of-bounds stops unspecified."""
     (sh, sw), (dh, dw) = g.stride, g.dilation
     r0, c0 = i * dh + rows[0] * sh, j * dw
     r1, c1 = r0 + (rows[1] - rows[0] - 1) * sh + 1, c0 + (g.ow - 1) * sw + 1
@@ -183,7 +186,7 @@ def _im2col(backend: ArrayBackend, x: Tensor, k: Tensor, g: ConvGeometry, dtype:
     elif g.oh * row_bytes <= budget:  # whole images fit: tile the batch
         per_tile = budget // (g.oh * row_bytes)
         y = backend.concat(
-            [_im2col_tile(backend, xc[:, b0 : b0 + per_tile], k2, g,
+            [_im2col_tile(backend, xc[:, b0 : min(b0 + per_tile, g.n), :, :], k2, g,
                           min(per_tile, g.n - b0), (0, g.oh))
              for b0 in range(0, g.n, per_tile)],
             axis=1,
@@ -193,7 +196,7 @@ def _im2col(backend: ArrayBackend, x: Tensor, k: Tensor, g: ConvGeometry, dtype:
         strips = [(r0, min(r0 + per_strip, g.oh)) for r0 in range(0, g.oh, per_strip)]
         images = []
         for b in range(g.n):
-            image = xc[:, b : b + 1]
+            image = xc[:, b : b + 1, :, :]
             parts = [_im2col_tile(backend, image, k2, g, 1, rows) for rows in strips]
             images.append(parts[0] if len(parts) == 1 else backend.concat(parts, axis=2))
         y = images[0] if g.n == 1 else backend.concat(images, axis=1)

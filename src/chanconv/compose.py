@@ -80,9 +80,9 @@ def block_diagonal_kernel(K: object, groups: int) -> Tensor:
         )
     dtype, (kt,) = unify_dtypes(backend, k)
     cog = co // groups
-    blocks = [
-        pad_axis(backend, kt[g * cog : (g + 1) * cog], g * cig, (groups - 1 - g) * cig, 1, dtype)
-        for g in range(groups)
-    ]
+    blocks = []
+    for g in range(groups):
+        rows = kt[g * cog : (g + 1) * cog, :, :, :]  # every axis named, as the standard asks
+        blocks.append(pad_axis(backend, rows, g * cig, (groups - 1 - g) * cig, 1, dtype))
     dense = blocks[0] if groups == 1 else backend.concat(blocks, axis=0)
     return dense if not k.is_tensor else backend.restore_kind(dense, k.original)

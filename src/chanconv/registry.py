@@ -3,6 +3,10 @@
 Precedence, highest first: the framework of the tensors passed to an op (see
 :func:`backend_for`), then :func:`use_backend`, then :func:`set_backend`, then the
 ``CHANCONV_BACKEND`` environment variable, then ``numpy``.
+
+Arrays of a library with no adapter of its own but with ``__array_namespace__`` (the Python
+Array API standard) get the generic adapter (``chanconv.backends.array_api``), one instance
+per namespace, added to :func:`adapters` on first sight or first use of its name.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ _BUILTIN = {
     "tensorflow": "chanconv.backends.tensorflow:TensorflowBackend",
     "mxnet": "chanconv.backends.mxnet:MxnetBackend",
 }
+
+#: The generic adapter for Array API libraries; not an entry point: it is the fallback.
+GENERIC = "chanconv.backends.array_api:ArrayApiBackend"
 
 _adapters: dict[str, ArrayBackend] | None = None
 _names: dict[str, str] = {}  # every accepted spelling -> canonical name
@@ -117,13 +124,66 @@ def origin(name: str) -> str:
 
 
 def canonical_name(name: str) -> str:
-    """``"pytorch"`` -> ``"torch"``; ``ValueError`` listing the known backends otherwise."""
+    """``"pytorch"`` -> ``"torch"``; the module name of an installed Array API library
+    (``"array_api_strict"``, or ``"array-api-strict"``) -> its generic adapter's name;
+    ``ValueError`` listing the known backends otherwise."""
     adapters()
     try:
         return _names[name.strip().lower()]
     except (KeyError, AttributeError):
-        known = ", ".join(sorted(_names))
-        raise ValueError(f"unknown backend {name!r}; known backends: {known}") from None
+        pass
+    generic = _generic_by_name(name)
+    if generic is not None:
+        return generic.name
+    known = ", ".join(sorted(_names))
+    raise ValueError(
+        f"unknown backend {name!r}; known backends: {known}, or the module name of an "
+        "installed Array API library (e.g. array_api_strict)"
+    ) from None
+
+
+def _generic_for(namespace: Any) -> ArrayBackend | None:
+    """The generic adapter of an Array API namespace module, made on first use. None if a
+    dedicated adapter already holds that name (it did not claim the array, so neither
+    may a stand-in under its name)."""
+    table = adapters()
+    existing = table.get(namespace.__name__)
+    if existing is not None:
+        return existing if getattr(existing, "generic", False) else None
+    module_name, _, attr = GENERIC.partition(":")
+    adapter: ArrayBackend = getattr(import_module(module_name), attr)(namespace.__name__)
+    table[adapter.name] = adapter
+    _origins[adapter.name] = GENERIC
+    for spelling in (adapter.name, *adapter.aliases):
+        _names.setdefault(spelling.lower(), adapter.name)
+    return adapter
+
+
+def _generic_by_name(name: object) -> ArrayBackend | None:
+    """The generic adapter of the Array API library whose namespace module is ``name``
+    (dashes read as underscores). A library not imported yet is imported: the caller named
+    it to compute with it. None for anything that is not such a namespace."""
+    if not isinstance(name, str):
+        return None
+    module_name = name.strip().replace("-", "_")
+    if not all(part.isidentifier() for part in module_name.split(".")):
+        return None
+    module = sys.modules.get(module_name)
+    if module is None:
+        top = module_name.partition(".")[0]
+        # find_spec of a dotted name imports its parent: only look where that is harmless.
+        if top != module_name and top not in sys.modules:
+            return None
+        try:
+            if not framework_installed(module_name):
+                return None
+            module = import_module(module_name)
+        except (ImportError, ValueError):
+            return None
+    # The standard has every namespace state the version it implements.
+    if not isinstance(getattr(module, "__array_api_version__", None), str):
+        return None
+    return _generic_for(module)
 
 
 def get_adapter(name: str, *, require_installed: bool = True) -> ArrayBackend:
@@ -157,7 +217,9 @@ def backend_for(x: object) -> ArrayBackend | None:
 
     A cached lookup on ``type(x)``; on a miss, only frameworks already in ``sys.modules``
     are asked, so this never imports one (an object of a framework that is not imported
-    cannot exist).
+    cannot exist). When no adapter claims ``x`` and its type has ``__array_namespace__``,
+    the generic adapter of that namespace serves it (``<chanconv backend 'array_api_strict'
+    (array-api)>``).
 
     Examples:
         >>> import numpy as np
@@ -173,10 +235,20 @@ def backend_for(x: object) -> ArrayBackend | None:
     except KeyError:
         pass
     found = None
-    for adapter in adapters().values():
+    for adapter in list(adapters().values()):
+        if getattr(adapter, "generic", False):
+            continue  # dedicated adapters first: the generic one is the fallback
         if adapter.framework in sys.modules and adapter.is_tensor(x):
             found = adapter
             break
+    if found is None and not isinstance(x, type):
+        get_namespace = getattr(tp, "__array_namespace__", None)
+        if get_namespace is not None:
+            try:
+                namespace = get_namespace(x)
+            except Exception:  # a library's own refusal: not an array chanconv can use
+                namespace = None
+            found = None if namespace is None else _generic_for(namespace)
     _type_cache[tp] = found
     return found
 

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
 
 BACKENDS = ("numpy", "torch", "tensorflow", "mxnet")
+
+#: Array API libraries the suite knows, served by chanconv's generic adapter. They have no
+#: autograd and no convolution of their own; results are read back through DLPack.
+ARRAY_API = ("array_api_strict",)
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,17 @@ def kinds(backend):
             Kind(backend, "mx.np.ndarray", lambda a: mx.np.array(a, dtype=a.dtype),
                  (mx.np.ndarray,)),
         ]  # fmt: skip
+    if backend == "array_api_strict":
+        import array_api_strict as xp
+
+        # The standard's own asarray and reshape, from Python numbers (flat, so that empty
+        # dimensions survive): nothing of NumPy's reaches the array.
+        def construct(a):
+            flat = xp.asarray(a.ravel().tolist(), dtype=getattr(xp, a.dtype.name))
+            return xp.reshape(flat, a.shape)
+
+        return [Kind(backend, "array_api_strict.Array", construct,
+                     (type(xp.asarray(0.0)),))]  # fmt: skip
     raise ValueError(f"unknown backend {backend!r}")
 
 
@@ -79,6 +95,8 @@ def to_numpy(backend, t):
         return t.numpy()
     if backend == "mxnet":
         return t.asnumpy()
+    if backend in ARRAY_API:
+        return np.from_dlpack(t).copy()
     return np.array(t)
 
 
@@ -93,6 +111,10 @@ def dtype_name(backend, t):
         return str(t.dtype).removeprefix("torch.")
     if backend == "tensorflow":
         return t.dtype.name
+    if backend in ARRAY_API:
+        xp = t.__array_namespace__()
+        names = ("float16", "bfloat16", "float32", "float64", "int32", "int64", "bool")
+        return next(n for n in names if hasattr(xp, n) and t.dtype == getattr(xp, n))
     # NumPy, and MXNet, which describes dtypes with NumPy's types (mx.nd: a scalar type).
     return np.dtype(t.dtype).name
 
@@ -118,6 +140,8 @@ def stack(backend, tensors):
         if isinstance(tensors[0], mx.np.ndarray):
             return mx.np.stack(tensors, 0)
         return mx.nd.stack(*tensors, axis=0)
+    if backend in ARRAY_API:
+        return tensors[0].__array_namespace__().stack(tensors, axis=0)
     return np.stack(tensors, 0)
 
 
@@ -139,6 +163,9 @@ def can_matmul(backend, dtype):
             import mxnet as mx
 
             y = mx.np.matmul(mx.np.array(a, dtype=dtype), mx.np.array(a, dtype=dtype))
+        elif backend in ARRAY_API:
+            t = kinds(backend)[0].tensor(a, dtype)
+            y = t.__array_namespace__().matmul(t, t)
         else:
             y = np.matmul(a, a)
         got = to_numpy(backend, y)  # MXNet is asynchronous: errors surface on reading
@@ -147,8 +174,20 @@ def can_matmul(backend, dtype):
     return got.dtype == np.dtype(dtype) and np.array_equal(got, a)
 
 
+@cache
+def has_dtype(backend, dtype):
+    """Whether the framework has ``dtype`` at all. The Array API standard has no float16
+    (nor bfloat16), so array-api-strict has none: a capability it truly lacks, and the
+    tests that need one say so rather than fail. Tried, not looked up."""
+    try:
+        t = kinds(backend)[0].tensor([1.0], dtype)
+    except (AttributeError, TypeError, ValueError):
+        return False
+    return dtype_name(backend, t) == dtype
+
+
 def has_autograd(backend):
-    return backend != "numpy"
+    return backend != "numpy" and backend not in ARRAY_API
 
 
 def weighted_sum(backend, y, g):
@@ -167,6 +206,9 @@ def weighted_sum(backend, y, g):
         if isinstance(y, mx.np.ndarray):
             return (y * mx.np.array(g, dtype=y.dtype)).sum()
         return (y * mx.nd.array(g, dtype=y.dtype)).sum()
+    if backend in ARRAY_API:
+        xp = y.__array_namespace__()
+        return xp.sum(y * xp.asarray(g.tolist(), dtype=y.dtype))
     return (y * g).sum()
 
 

@@ -16,6 +16,8 @@ LAYER_BASES = {
     "torch": ("torch.nn", "Module"),
     "tensorflow": ("keras.layers", "Layer"),
     "mxnet": ("mxnet.gluon", "Block"),
+    # The generic Array API adapter: no module system to join, so chanconv's own layer.
+    "array_api_strict": ("chanconv.layers", "Conv2DLayer"),
 }
 
 
