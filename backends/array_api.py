@@ -22,10 +22,6 @@ from typing import Any
 from chanconv.adapter import Adapter
 from chanconv.protocol import FLOATING_DTYPES, Tensor
 
-#: How ``python -m chanconv backends`` names this adapter.
-GENERIC_NAME = "array-api"
-GENERIC_FRAMEWORK = "any library with __array_namespace__"
-
 #: The standard's dtype names; float16 and bfloat16 are not among them, but a namespace
 #: that has them (NumPy, JAX) is read in them too.
 _DTYPE_NAMES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
@@ -150,6 +146,11 @@ class ArrayApiBackend(Adapter):
             return np.from_dlpack(x).copy()
         except (AttributeError, TypeError, ValueError, RuntimeError, BufferError):
             return np.array(x)
+
+    def devices(self) -> list[str]:
+        """The namespace's own list (``__array_namespace_info__``, standard since 2023.12)."""
+        info = getattr(self.fw, "__array_namespace_info__", None)
+        return [] if info is None else [str(d) for d in info().devices()]
 
     def __repr__(self) -> str:
         return f"<chanconv backend {self.name!r} (array-api)>"

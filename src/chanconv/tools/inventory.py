@@ -5,6 +5,10 @@ compute on, where the adapter comes from, and the command that installs a missin
 
 Whether a framework is installed is found without importing it; an installed framework is
 imported to read its version and devices, and a failing import is shown, not raised.
+
+The generic Array API adapter has a row of its own, ``array-api (any library with
+__array_namespace__)``, and each library it has served in this process a row named after
+its namespace, marked ``(array-api)``.
 """
 
 from __future__ import annotations
@@ -37,6 +41,18 @@ class BackendInfo:
     extra: str
     #: the import (or version/devices) error, as ``Type: message``
     error: str | None = None
+    #: served by the generic Array API adapter (or, with ``name == "array-api"``, that
+    #: adapter itself)
+    generic: bool = False
+
+    @property
+    def label(self) -> str:
+        """The name as the table shows it."""
+        if not self.generic:
+            return self.name
+        return f"{self.name} ({self.framework})" if self.name == "array-api" else (
+            f"{self.name} (array-api)"
+        )  # fmt: skip
 
     @property
     def install_command(self) -> str:
@@ -54,7 +70,7 @@ def describe(name: str) -> BackendInfo:
     info = BackendInfo(
         name=adapter.name, aliases=tuple(adapter.aliases), framework=adapter.framework,
         installed=False, version=None, devices=None, origin=origin(adapter.name),
-        extra=adapter.extra,
+        extra=adapter.extra, generic=bool(getattr(adapter, "generic", False)),
     )  # fmt: skip
     try:
         if not is_installed(adapter):
@@ -69,9 +85,23 @@ def describe(name: str) -> BackendInfo:
     return replace(info, installed=True, version=version, devices=devices)
 
 
+def generic_row() -> BackendInfo:
+    """The generic Array API adapter: built in, needing nothing, serving any array whose type
+    has ``__array_namespace__`` and no adapter of its own."""
+    from chanconv.registry import GENERIC
+
+    return BackendInfo(
+        name="array-api", aliases=(), framework="any library with __array_namespace__",
+        installed=True, version=None, devices=None, origin=GENERIC, extra="", generic=True,
+    )  # fmt: skip
+
+
 def inventory() -> list[BackendInfo]:
-    """Every known backend, built-in ones first, in registration order."""
-    return [describe(name) for name in list(adapters())]
+    """Every known backend, built-in ones first, in registration order; then the generic
+    Array API adapter and the libraries it has served."""
+    rows = [describe(name) for name in list(adapters())]
+    dedicated = [row for row in rows if not row.generic]
+    return [*dedicated, generic_row(), *(row for row in rows if row.generic)]
 
 
 def format_inventory(rows: Sequence[BackendInfo]) -> str:
@@ -80,7 +110,7 @@ def format_inventory(rows: Sequence[BackendInfo]) -> str:
     table = [header]
     for row in rows:
         table.append((
-            row.name,
+            row.label,
             ("yes" if row.error is None else "yes, import failed") if row.installed else "no",
             row.version or "-",
             ", ".join(row.devices) if row.devices else "-",
