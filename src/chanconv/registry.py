@@ -161,11 +161,21 @@ def _generic_for(namespace: Any) -> ArrayBackend | None:
 
 def _generic_by_name(name: object) -> ArrayBackend | None:
     """The generic adapter of the Array API library whose namespace module is ``name``
-    (dashes read as underscores). A library not imported yet is imported: the caller named
-    it to compute with it. None for anything that is not such a namespace."""
+    (dashes read as underscores; as spelled, else in lower case). A library not imported
+    yet is imported: the caller named it to compute with it. None for anything that is not
+    such a namespace."""
     if not isinstance(name, str):
         return None
-    module_name = name.strip().replace("-", "_")
+    spelled = name.strip().replace("-", "_")
+    for module_name in dict.fromkeys((spelled, spelled.lower())):
+        module = _namespace_module(module_name)
+        if module is not None:
+            return _generic_for(module)
+    return None
+
+
+def _namespace_module(module_name: str) -> Any:
+    """The module ``module_name`` if it is installed and an Array API namespace, else None."""
     if not all(part.isidentifier() for part in module_name.split(".")):
         return None
     module = sys.modules.get(module_name)
@@ -181,9 +191,7 @@ def _generic_by_name(name: object) -> ArrayBackend | None:
         except (ImportError, ValueError):
             return None
     # The standard has every namespace state the version it implements.
-    if not isinstance(getattr(module, "__array_api_version__", None), str):
-        return None
-    return _generic_for(module)
+    return module if isinstance(getattr(module, "__array_api_version__", None), str) else None
 
 
 def get_adapter(name: str, *, require_installed: bool = True) -> ArrayBackend:
@@ -235,7 +243,7 @@ def backend_for(x: object) -> ArrayBackend | None:
     except KeyError:
         pass
     found = None
-    for adapter in list(adapters().values()):
+    for adapter in adapters().values():
         if getattr(adapter, "generic", False):
             continue  # dedicated adapters first: the generic one is the fallback
         if adapter.framework in sys.modules and adapter.is_tensor(x):

@@ -177,6 +177,7 @@ def test_a_namespace_name_selects_the_generic_adapter_for_nested_lists(xp, monke
         assert adapter.name == xp.__name__ and chanconv.active_name() == xp.__name__
         y = chanconv.corr2d_multi_in(X, K)
     assert type(y) is xp.Array and adapter.to_numpy(y).tolist() == MULTI_IN
+    assert registry.canonical_name(dashed.upper()) == xp.__name__  # names ignore case
     monkeypatch.setenv(registry.ENV_VAR, xp.__name__)
     assert chanconv.active_name() == xp.__name__
     assert type(chanconv.corr2d(X[0], K[0])) is xp.Array
