@@ -108,13 +108,30 @@ class ArrayApiBackend(Adapter):
         return self.fw.permute_dims(x, axes)
 
     def stack(self, arrays: Sequence[Tensor], axis: int = 0) -> Tensor:
-        return self.fw.stack(list(arrays), axis=axis)
+        return self.fw.stack(self._one_device(arrays), axis=axis)
 
     def concat(self, arrays: Sequence[Tensor], axis: int = 0) -> Tensor:
-        return self.fw.concat(list(arrays), axis=axis)
+        return self.fw.concat(self._one_device(arrays), axis=axis)
 
     def matmul(self, x1: Tensor, x2: Tensor) -> Tensor:
-        return self.fw.matmul(x1, x2)
+        return self.fw.matmul(*self._one_device((x1, x2)))
+
+    @cached_property
+    def _default_device(self) -> Any:
+        info = getattr(self.fw, "__array_namespace_info__", None)
+        return None if info is None else info().default_device()
+
+    def _one_device(self, arrays: Sequence[Tensor]) -> list[Tensor]:
+        """``arrays`` on one device. The protocol's ``zeros`` (padding) and nested lists
+        make arrays on the library's default device, while the caller's may live on another
+        (a second GPU; array-api-strict's ``device1``): those follow the caller's, with the
+        standard's ``to_device``. These three ops are where the two kinds meet."""
+        devices = [getattr(a, "device", None) for a in arrays]
+        if all(d == devices[0] for d in devices):
+            return list(arrays)
+        target = next((d for d in devices if d != self._default_device), devices[0])
+        return [a if d == target else a.to_device(target)
+                for a, d in zip(arrays, devices, strict=True)]  # fmt: skip
 
     def sum(self, x: Tensor, axis: int | tuple[int, ...] | None = None) -> Tensor:
         return self.fw.sum(x, axis=axis)

@@ -33,13 +33,16 @@ class Kind:
     result_types: tuple[type, ...]
     #: ...and of none of these (MXNet's mx.np.ndarray subclasses mx.nd.NDArray).
     not_types: tuple[type, ...] = ()
+    #: ...and, where given, passes this (array-api-strict: still on the inputs' device).
+    where: Callable[[Any], bool] | None = None
 
     def tensor(self, array, dtype="float32"):
         """A tensor of this kind holding ``array`` cast to ``dtype`` (by NumPy, exactly)."""
         return self.construct(np.asarray(array, dtype=dtype))
 
     def is_result(self, y):
-        return isinstance(y, self.result_types) and not isinstance(y, self.not_types)
+        return (isinstance(y, self.result_types) and not isinstance(y, self.not_types)
+                and (self.where is None or self.where(y)))  # fmt: skip
 
 
 def kinds(backend):
@@ -72,13 +75,18 @@ def kinds(backend):
         import array_api_strict as xp
 
         # The standard's own asarray and reshape, from Python numbers (flat, so that empty
-        # dimensions survive): nothing of NumPy's reaches the array.
+        # dimensions survive): nothing of NumPy's reaches the array. On another device than
+        # the default, as on a second GPU: results must stay there, though chanconv's own
+        # new arrays (padding, nested lists) start on the default one.
+        device = xp.Device("device1")
+
         def construct(a):
-            flat = xp.asarray(a.ravel().tolist(), dtype=getattr(xp, a.dtype.name))
+            flat = xp.asarray(a.ravel().tolist(), dtype=getattr(xp, a.dtype.name),
+                              device=device)  # fmt: skip
             return xp.reshape(flat, a.shape)
 
-        return [Kind(backend, "array_api_strict.Array", construct,
-                     (type(xp.asarray(0.0)),))]  # fmt: skip
+        return [Kind(backend, "array_api_strict.Array (device1)", construct,
+                     (type(xp.asarray(0.0)),), where=lambda y: y.device == device)]  # fmt: skip
     raise ValueError(f"unknown backend {backend!r}")
 
 
