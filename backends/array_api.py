@@ -66,7 +66,13 @@ class ArrayApiBackend(Adapter):
 
     @cached_property
     def _names_by_dtype(self) -> dict[Any, str]:
-        return {dtype: name for name, dtype in self._dtypes.items()}
+        found: dict[Any, str] = {}
+        for name, dtype in self._dtypes.items():
+            try:
+                found.setdefault(dtype, name)
+            except TypeError:  # an unhashable dtype: dtype_name compares instead
+                pass
+        return found
 
     def _dtype(self, name: str) -> Any:
         try:
