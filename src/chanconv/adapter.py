@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from collections.abc import Mapping
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -21,8 +20,6 @@ class Adapter:
     name: ClassVar[str]
     aliases: ClassVar[tuple[str, ...]] = ()
     framework: ClassVar[str]
-    extra: ClassVar[str]
-    d2l_aliases: ClassVar[Mapping[str, str]] = {}
 
     @cached_property
     def fw(self) -> Any:

@@ -15,8 +15,10 @@ groups, bias and batches, by three algorithms written once against the protocol.
 
 from __future__ import annotations
 
+from typing import cast
+
 from chanconv.geometry import ConvGeometry
-from chanconv.protocol import ArrayBackend, NativeConv2d, Tensor
+from chanconv.protocol import ArrayBackend, NativeConv2d, PointwiseHint, Tensor, implements
 
 ALGORITHMS = ("auto", "direct", "im2col", "native")
 ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
@@ -56,32 +58,32 @@ def set_im2col_limit(nbytes: int) -> int:
     return previous
 
 
-_native_by_type: dict[type, bool] = {}
-
-
 def has_native(backend: ArrayBackend) -> bool:
-    """Whether the backend implements :class:`NativeConv2d`, cached per adapter class: a
-    runtime protocol check costs tens of microseconds, more than a small convolution."""
-    kind = type(backend)
-    found = _native_by_type.get(kind)
-    if found is None:
-        found = _native_by_type[kind] = isinstance(backend, NativeConv2d)
-    return found
+    """Whether the backend implements :class:`NativeConv2d` (a cached check)."""
+    return implements(backend, NativeConv2d)
 
 
 def choose_algorithm(backend: ArrayBackend, g: ConvGeometry) -> str:
     """The ``auto`` rule. A 1x1 kernel with stride 1 and no padding is one matrix
     multiplication over channels, which im2col does without unfolding anything: chosen
     unless the adapter says its matmul is slower than its convolution
-    (``pointwise_matmul = False``: MXNet 1.9's bundled BLAS runs at half the SGEMM peak,
-    its MKL-DNN convolution does not). Otherwise the framework's own convolution where
+    ([PointwiseHint][chanconv.protocol.PointwiseHint] ``pointwise_matmul = False``:
+    MXNet 1.9's bundled BLAS runs at half the SGEMM peak, its MKL-DNN convolution does
+    not). Otherwise the framework's own convolution where
     the backend has one (tuned kernels, and a fused gradient); otherwise im2col, whose
     tiles keep its memory bounded and whose large matmuls beat direct's kh*kw small ones
     on every benchmark workload (docs/performance.md)."""
     native = has_native(backend)
-    if g.pointwise and (not native or getattr(backend, "pointwise_matmul", True)):
+    if g.pointwise and (not native or pointwise_matmul(backend)):
         return "im2col"
     return "native" if native else "im2col"
+
+
+def pointwise_matmul(backend: ArrayBackend) -> bool:
+    """The adapter's [PointwiseHint][chanconv.protocol.PointwiseHint], True without one."""
+    if not implements(backend, PointwiseHint):
+        return True
+    return bool(cast(PointwiseHint, backend).pointwise_matmul)
 
 
 def spread_axis(backend: ArrayBackend, t: Tensor, axis: int, step: int, dtype: str) -> Tensor:

@@ -18,14 +18,15 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from importlib import import_module
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, cast
 
 from chanconv.adapter import framework_installed
-from chanconv.protocol import ArrayBackend
+from chanconv.protocol import ArrayBackend, PipExtra, implements
 
 ENTRY_POINT_GROUP = "chanconv.backends"
 ENV_VAR = "CHANCONV_BACKEND"
 DEFAULT_BACKEND = "numpy"
+DISTRIBUTION = "chanconv"
 
 # Used when chanconv runs from a source tree without installed metadata; an installed
 # package's entry points say the same and may add third-party backends.
@@ -42,6 +43,7 @@ GENERIC = "chanconv.backends.array_api:ArrayApiBackend"
 _adapters: dict[str, ArrayBackend] | None = None
 _names: dict[str, str] = {}  # every accepted spelling -> canonical name
 _origins: dict[str, str] = {}  # canonical name -> "module:Class" it was loaded from
+_distributions: dict[str, str] = {}  # canonical name -> distribution that registered it
 _type_cache: dict[type, ArrayBackend | None] = {}
 _dependent_caches: list[dict[Any, Any]] = []  # cleared with _type_cache
 _global_choice: str | None = None
@@ -67,13 +69,15 @@ def adapters() -> dict[str, ArrayBackend]:
     """
     global _adapters
     if _adapters is None:
-        targets = dict(_BUILTIN)
-        targets.update({ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)})
+        targets = {name: (target, DISTRIBUTION) for name, target in _BUILTIN.items()}
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            targets[ep.name] = (ep.value, ep.dist.name if ep.dist is not None else ep.module)
         loaded: dict[str, ArrayBackend] = {}
-        for target in targets.values():
+        for target, dist in targets.values():
             adapter = _load_adapter(target)
             loaded[adapter.name] = adapter
             _origins[adapter.name] = target
+            _distributions[adapter.name] = dist
             for spelling in (adapter.name, *adapter.aliases):
                 _names[spelling.lower()] = adapter.name
         _adapters = loaded
@@ -97,6 +101,7 @@ def register(adapter: ArrayBackend, origin: str = "register()") -> None:
     table = adapters()
     table[adapter.name] = adapter
     _origins[adapter.name] = origin
+    _distributions.pop(adapter.name, None)
     for spelling in [s for s, target in _names.items() if target == adapter.name]:
         del _names[spelling]  # a replaced adapter's old aliases must not linger
     for spelling in (adapter.name, *adapter.aliases):
@@ -121,6 +126,38 @@ def register_cache(cache: dict[Any, Any]) -> dict[Any, Any]:
 def origin(name: str) -> str:
     """Where the adapter called ``name`` was loaded from (``module:Class``)."""
     return _origins[get_adapter(name, require_installed=False).name]
+
+
+def distribution(name: str) -> str | None:
+    """The distribution (pip package) whose entry point registered backend ``name``:
+    ``"chanconv"`` for the built-in ones, None for one added by :func:`register`.
+
+    Examples:
+        >>> distribution("numpy")
+        'chanconv'
+    """
+    return _distributions.get(get_adapter(name, require_installed=False).name)
+
+
+def is_third_party(name: str) -> bool:
+    """Whether backend ``name`` comes from another package than chanconv (or from
+    :func:`register`)."""
+    return distribution(name) != DISTRIBUTION
+
+
+def install_command(name: str) -> str:
+    """The pip command that installs backend ``name`` with its framework: chanconv's extra
+    for an adapter with [PipExtra][chanconv.protocol.PipExtra], else the distribution that
+    registered it, else the framework itself.
+
+    Examples:
+        >>> install_command("torch")
+        "pip install 'chanconv[torch]'"
+    """
+    adapter = get_adapter(name, require_installed=False)
+    if implements(adapter, PipExtra):
+        return f"pip install 'chanconv[{cast(PipExtra, adapter).extra}]'"
+    return f"pip install {distribution(name) or adapter.framework}"
 
 
 def canonical_name(name: str) -> str:
@@ -205,17 +242,17 @@ def get_adapter(name: str, *, require_installed: bool = True) -> ArrayBackend:
         <chanconv backend 'numpy'>
         >>> np_backend.shape(np_backend.asarray([[1.0, 2.0, 3.0]], "float32"))
         (1, 3)
-        >>> chanconv.get_adapter("jax")  # doctest: +ELLIPSIS
+        >>> chanconv.get_adapter("theano")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: unknown backend 'jax'; known backends: ...
+        ValueError: unknown backend 'theano'; known backends: ...
     """
     adapter = adapters()[canonical_name(name)]
     if require_installed and adapter.framework not in sys.modules:
         if not framework_installed(adapter.framework):
             raise ImportError(
                 f"the {adapter.name!r} backend needs the {adapter.framework!r} package, which "
-                f"is not installed; install it with: pip install 'chanconv[{adapter.extra}]'"
+                f"is not installed; install it with: {install_command(adapter.name)}"
             )
     return adapter
 

@@ -4,22 +4,48 @@ tensors from NumPy arrays, reading results back, stacking, and autograd.
 The conformance tests use these helpers to build what a user of that framework would pass
 and to check what comes back, so a bug in chanconv's adapters cannot hide itself by being
 used on both sides of an assertion.
+
+The built-in backends' helpers are written out here; a third-party backend supplies its own
+through the typed extension :class:`chanconv.protocol.ConformanceHelpers` (see
+:func:`plugin_helpers`), so this module names no third-party framework.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+import pytest
+
+from chanconv import registry
+from chanconv.protocol import ConformanceHelpers, implements
 
 BACKENDS = ("numpy", "torch", "tensorflow", "mxnet")
 
 #: Array API libraries the suite knows, served by chanconv's generic adapter. They have no
 #: autograd and no convolution of their own; results are read back through DLPack.
 ARRAY_API = ("array_api_strict",)
+
+
+@functools.cache
+def plugin_helpers(backend):
+    """The :class:`chanconv.protocol.FrameworkHelpers` of a backend that is not built in,
+    from its adapter's ConformanceHelpers extension; None for the built-in ones."""
+    if backend in BACKENDS or backend in ARRAY_API:
+        return None
+    adapter = registry.get_adapter(backend)
+    if not implements(adapter, ConformanceHelpers):
+        raise pytest.UsageError(
+            f"the {backend} backend's adapter does not implement "
+            "chanconv.protocol.ConformanceHelpers, which the conformance suite needs to "
+            "make and read its tensors without going through chanconv"
+        )
+    return cast(ConformanceHelpers, adapter).conformance_helpers()
 
 
 @dataclass(frozen=True)
@@ -47,6 +73,10 @@ class Kind:
 
 def kinds(backend):
     """The array kinds a user of ``backend`` may pass; the first is the framework's default."""
+    helpers = plugin_helpers(backend)
+    if helpers is not None:
+        types = tuple(helpers.result_types())
+        return [Kind(backend, label, make, types) for label, make in helpers.kinds()]
     if backend == "numpy":
         return [Kind(backend, "np.ndarray", np.asarray, (np.ndarray,))]
     if backend == "torch":
@@ -97,6 +127,8 @@ def native_types(backend):
 
 def to_numpy(backend, t):
     """A NumPy copy of ``t`` in its own dtype, by the framework's own conversion."""
+    if plugin_helpers(backend) is not None:
+        return plugin_helpers(backend).to_numpy(t)
     if backend == "torch":
         return t.detach().numpy()
     if backend == "tensorflow":
@@ -115,6 +147,8 @@ def values(backend, t):
 
 def dtype_name(backend, t):
     """The standard name of ``t``'s dtype, read through the framework."""
+    if plugin_helpers(backend) is not None:
+        return plugin_helpers(backend).dtype_name(t)
     if backend == "torch":
         return str(t.dtype).removeprefix("torch.")
     if backend == "tensorflow":
@@ -134,6 +168,8 @@ def shape(backend, t):
 
 def stack(backend, tensors):
     """The framework's own stack along a new first axis, in the tensors' kind."""
+    if plugin_helpers(backend) is not None:
+        return plugin_helpers(backend).stack(tensors)
     if backend == "torch":
         import torch
 
@@ -159,7 +195,10 @@ def can_matmul(backend, dtype):
     version."""
     a = np.eye(2, dtype=dtype)
     try:
-        if backend == "torch":
+        if plugin_helpers(backend) is not None:
+            make = plugin_helpers(backend).kinds()[0][1]
+            y = plugin_helpers(backend).matmul(make(a), make(a))
+        elif backend == "torch":
             import torch
 
             y = torch.matmul(torch.tensor(a), torch.tensor(a))
@@ -200,6 +239,8 @@ def has_autograd(backend):
 
 def weighted_sum(backend, y, g):
     """sum(y * g) with the framework's own ops, in ``y``'s kind; ``g`` is NumPy."""
+    if plugin_helpers(backend) is not None:
+        return plugin_helpers(backend).weighted_sum(y, g)
     if backend == "torch":
         import torch
 
@@ -225,6 +266,9 @@ def gradients(kind, fn, arrays, dtype):
     ``kind`` from the NumPy ``arrays`` in ``dtype``, by the framework's own autograd, as
     float64 NumPy. None on NumPy, which has no autograd."""
     backend = kind.backend
+    if plugin_helpers(backend) is not None:
+        grads = plugin_helpers(backend).gradients(lambda a: kind.tensor(a, dtype), fn, arrays)
+        return [np.asarray(g).astype(np.float64) for g in grads]
     if backend == "torch":
         ts = [kind.tensor(a, dtype).requires_grad_(True) for a in arrays]
         fn(*ts).backward()
@@ -256,6 +300,8 @@ def framework_conv(backend, x, k, b, stride, padding, dilation, groups):
     integer padding; None where the framework's CPU kernels cannot do the case and its
     gradient themselves (TensorFlow: groups, or any dilation above 1)."""
     (sh, sw), (dh, dw), (ph, pw) = stride, dilation, padding
+    if plugin_helpers(backend) is not None:
+        return plugin_helpers(backend).conv2d(x, k, b, stride, padding, dilation, groups)
     if backend == "torch":
         import torch.nn.functional as F
 
@@ -281,3 +327,43 @@ def framework_conv(backend, x, k, b, stride, padding, dilation, groups):
                                pad=padding, num_filter=co, num_group=groups,
                                no_bias=b is None, layout="NCHW")  # fmt: skip
     return None
+
+
+#: The layer type each built-in backend's Conv2D must be: the framework's module system, or
+#: chanconv's own.
+LAYER_BASES = {
+    "numpy": ("chanconv.layers", "Conv2DLayer"),
+    # The generic Array API adapter: no module system to join, so chanconv's own layer.
+    "array_api_strict": ("chanconv.layers", "Conv2DLayer"),
+    "torch": ("torch.nn", "Module"),
+    "tensorflow": ("keras.layers", "Layer"),
+    "mxnet": ("mxnet.gluon", "Block"),
+}
+
+
+def layer_base(backend):
+    """The class a ``chanconv.Conv2D`` of ``backend`` must be an instance of."""
+    if plugin_helpers(backend) is not None:
+        return plugin_helpers(backend).layer_base()
+    module_name, base = LAYER_BASES[backend]
+    return getattr(importlib.import_module(module_name), base)
+
+
+def layer_weight(backend, layer):
+    """A Conv2D layer's kernel as NumPy, read the framework's way."""
+    if plugin_helpers(backend) is not None:
+        return plugin_helpers(backend).layer_weight(layer)
+    if backend == "tensorflow":
+        return layer.kernel.numpy()
+    if backend == "mxnet":
+        return layer.weight.data().asnumpy()
+    if backend == "torch":
+        return layer.weight.detach().numpy()
+    return np.array(layer.weight)
+
+
+def call_layer(backend, layer, x):
+    """The layer applied to ``x`` the framework's way."""
+    if plugin_helpers(backend) is not None:
+        return plugin_helpers(backend).call_layer(layer, x)
+    return layer(x)

@@ -271,7 +271,8 @@ def test_auto_follows_its_stated_rule(adapter):
     pointwise = conv_geometry((8, 256, 56, 56), (64, 256, 1, 1))
     spatial = conv_geometry((8, 64, 56, 56), (64, 64, 3, 3), padding=1)
     native = has_native(adapter)
-    matmul_first = not native or getattr(adapter, "pointwise_matmul", True)
+    hint = chanconv.protocol.PointwiseHint
+    matmul_first = not native or not isinstance(adapter, hint) or adapter.pointwise_matmul
     for limit in (chanconv.im2col_limit(), 1024):
         previous = chanconv.set_im2col_limit(limit)
         try:

@@ -45,7 +45,14 @@ from chanconv.operations import (
     corr2d_multi_in_out_1x1,
 )
 from chanconv.protocol import ArrayBackend, Tensor
-from chanconv.registry import adapters, backend_for, get_adapter, origin
+from chanconv.registry import (
+    adapters,
+    backend_for,
+    distribution,
+    get_adapter,
+    install_command,
+    origin,
+)
 from chanconv.tools import oracle, reference
 from chanconv.tools.inventory import is_installed
 
@@ -268,8 +275,11 @@ class Failure:
 class BackendResult:
     name: str
     framework: str
-    extra: str
+    #: the pip command that installs the backend
+    install: str
     origin: str
+    #: the distribution that registered the adapter ("chanconv" for the built-in ones)
+    distribution: str | None
     #: "pass", "fail", "error" (the framework would not import or compute), "missing"
     status: str = "pass"
     version: str | None = None
@@ -304,7 +314,8 @@ class BackendResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name, "framework": self.framework, "version": self.version,
-            "origin": self.origin, "extra": self.extra, "status": self.status,
+            "origin": self.origin, "distribution": self.distribution, "install": self.install,
+            "status": self.status,
             "error": self.error, "seconds": round(self.seconds, 3), "cases": self.cases,
             "checks": self.checks, "failed": self.failed,
             "worst_ratio": _finite(self.worst_ratio),
@@ -398,7 +409,8 @@ def check_backend(
     progress: Progress | None = None,
 ) -> BackendResult:  # fmt: skip
     """Run every case in both dtypes (conv2d: by every algorithm) on one backend."""
-    result = BackendResult(adapter.name, adapter.framework, adapter.extra, origin(adapter.name))
+    result = BackendResult(adapter.name, adapter.framework, install_command(adapter.name),
+                           origin(adapter.name), distribution(adapter.name))  # fmt: skip
     started = time.monotonic()
     algos = algorithms(adapter)
     try:
@@ -460,8 +472,9 @@ def check_backend(
 
 def missing_result(adapter: ArrayBackend) -> BackendResult:
     return BackendResult(
-        adapter.name, adapter.framework, adapter.extra, origin(adapter.name), status="missing",
-        error=f"not installed: pip install 'chanconv[{adapter.extra}]'",
+        adapter.name, adapter.framework, install_command(adapter.name), origin(adapter.name),
+        distribution(adapter.name), status="missing",
+        error=f"not installed: {install_command(adapter.name)}",
     )  # fmt: skip
 
 

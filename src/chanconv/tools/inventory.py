@@ -21,7 +21,7 @@ from typing import TextIO
 
 from chanconv.adapter import framework_installed
 from chanconv.protocol import ArrayBackend, DeviceList
-from chanconv.registry import adapters, origin
+from chanconv.registry import DISTRIBUTION, adapters, distribution, install_command, origin
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,11 @@ class BackendInfo:
     devices: tuple[str, ...] | None
     #: where the adapter was loaded from: ``module:Class``
     origin: str
-    extra: str
+    #: the pip command that installs the backend and its framework
+    install_command: str
+    #: the distribution that registered the adapter ("chanconv" for the built-in ones;
+    #: None for one added by ``chanconv.register``)
+    distribution: str | None
     #: the import (or version/devices) error, as ``Type: message``
     error: str | None = None
     #: served by the generic Array API adapter (or, with ``name == "array-api"``, that
@@ -55,8 +59,8 @@ class BackendInfo:
         )  # fmt: skip
 
     @property
-    def install_command(self) -> str:
-        return f"pip install 'chanconv[{self.extra}]'"
+    def third_party(self) -> bool:
+        return self.distribution != DISTRIBUTION
 
 
 def is_installed(adapter: ArrayBackend) -> bool:
@@ -70,7 +74,8 @@ def describe(name: str) -> BackendInfo:
     info = BackendInfo(
         name=adapter.name, aliases=tuple(adapter.aliases), framework=adapter.framework,
         installed=False, version=None, devices=None, origin=origin(adapter.name),
-        extra=adapter.extra, generic=bool(getattr(adapter, "generic", False)),
+        install_command=install_command(adapter.name), distribution=distribution(adapter.name),
+        generic=bool(getattr(adapter, "generic", False)),
     )  # fmt: skip
     try:
         if not is_installed(adapter):
@@ -92,7 +97,7 @@ def generic_row() -> BackendInfo:
 
     return BackendInfo(
         name="array-api", aliases=(), framework="any library with __array_namespace__",
-        installed=True, version=None, devices=None, origin=GENERIC, extra="", generic=True,
+        installed=True, version=None, devices=None, origin=GENERIC, install_command="", distribution=DISTRIBUTION, generic=True,
     )  # fmt: skip
 
 
@@ -106,7 +111,7 @@ def inventory() -> list[BackendInfo]:
 
 def format_inventory(rows: Sequence[BackendInfo]) -> str:
     """A plain-text table, then one line per import error."""
-    header = ("backend", "installed", "version", "devices", "adapter", "install")
+    header = ("backend", "installed", "version", "devices", "adapter", "from", "install")
     table = [header]
     for row in rows:
         table.append((
@@ -115,6 +120,7 @@ def format_inventory(rows: Sequence[BackendInfo]) -> str:
             row.version or "-",
             ", ".join(row.devices) if row.devices else "-",
             row.origin,
+            f"{row.distribution or 'register()'} (third-party)" if row.third_party else "built-in",
             "" if row.installed else row.install_command,
         ))  # fmt: skip
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
