@@ -11,9 +11,12 @@ from pathlib import Path
 
 import nox
 
+#: Backends from plugin packages in plugins/, installed next to chanconv as a user would
+#: (``pip install ./plugins/chanconv-jax``), each with the plugin's own extras.
+PLUGINS = {"jax": ("plugins/chanconv-jax", "flax")}
 # array-api-strict: any Array API library through the generic adapter, proven on the
 # standard's strict reference library.
-BACKENDS = ["numpy", "torch", "tensorflow", "mxnet", "array-api-strict"]
+BACKENDS = ["numpy", "torch", "tensorflow", "mxnet", "array-api-strict", *PLUGINS]
 CONSTRAINTS = Path(__file__).parent / "constraints"
 
 nox.options.sessions = ["tests", "lint"]
@@ -21,8 +24,15 @@ nox.options.error_on_missing_interpreters = True
 
 
 def install(session: nox.Session, backend: str, *extras: str) -> None:
+    constraints = ("-c", str(CONSTRAINTS / f"{backend}.txt"))
+    if backend in PLUGINS:
+        path, plugin_extras = PLUGINS[backend]
+        own = ",".join((plugin_extras, *(e for e in extras if e == "test")))
+        core = f".[{','.join(extras)}]" if extras else "."
+        session.install(*constraints, core, f"./{path}[{own}]")
+        return
     spec = ",".join((backend, *extras))
-    session.install("-c", str(CONSTRAINTS / f"{backend}.txt"), f".[{spec}]")
+    session.install(*constraints, f".[{spec}]")
 
 
 @nox.session
@@ -31,13 +41,15 @@ def tests(session: nox.Session, backend: str) -> None:
     """The shipped conformance suite, then the repository's unit and example tests, against
     one backend. The suite runs from the installed package, as a plugin author runs it."""
     install(session, backend, "test")
-    env = {"CHANCONV_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {"CHANCONV_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "JAX_PLATFORMS": "cpu"}
     report = Path("build") / "conformance" / f"{backend}.json"
     session.run(
         "pytest", "--pyargs", "chanconv.testing", f"--backend={backend}",
         f"--report-json={report}", *session.posargs, env=env,
     )  # fmt: skip
     session.run("pytest", "tests", f"--backend={backend}", *session.posargs, env=env)
+    if backend in PLUGINS:  # the plugin's own tests: jit, grad, vmap, Flax, the book's tab
+        session.run("pytest", f"{PLUGINS[backend][0]}/tests", *session.posargs, env=env)
 
 
 @nox.session

@@ -34,7 +34,12 @@ def test_ci_runs_the_readmes_test_command():
 
 def test_matrix_has_every_backend_with_its_own_pins():
     noxfile = (ROOT / "noxfile.py").read_text()
-    assert 'BACKENDS = ["numpy", "torch", "tensorflow", "mxnet", "array-api-strict"]' in noxfile
+    assert (
+        'BACKENDS = ["numpy", "torch", "tensorflow", "mxnet", "array-api-strict", *PLUGINS]'
+        in noxfile
+    )
+    assert 'PLUGINS = {"jax": ("plugins/chanconv-jax", "flax")}' in noxfile
+    assert "jax==" in (ROOT / "constraints" / "jax.txt").read_text()
     pins = {b: (ROOT / "constraints" / f"{b}.txt").read_text() for b in BACKENDS + ARRAY_API}
     assert "torch==2.13.0" in pins["torch"]
     assert "tensorflow==" in pins["tensorflow"]
