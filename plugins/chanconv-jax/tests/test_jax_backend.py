@@ -154,7 +154,7 @@ def test_the_section_functions_and_the_vjp_under_jit_grad_and_vmap():
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 def test_half_precision_stays_half_precision(dtype):
-    x, k, b = _problem(1, seed=5)
+    x, k, _ = _problem(1, seed=5)
     y = jax.jit(chanconv.conv2d)(jnp.asarray(x, dtype), jnp.asarray(k, dtype))
     assert y.dtype.name == dtype
     want, _ = _oracle(x, k, np.zeros(6, "float32"), (1, 1), (0, 0), (1, 1), 1)
