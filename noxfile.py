@@ -17,6 +17,9 @@ PLUGINS = {"jax": ("plugins/chanconv-jax", "flax")}
 # array-api-strict: any Array API library through the generic adapter, proven on the
 # standard's strict reference library.
 BACKENDS = ["numpy", "torch", "tensorflow", "mxnet", "array-api-strict", *PLUGINS]
+#: The check of every dtype (``matrix``) includes float64, which JAX computes only where
+#: the user enabled its 64-bit mode (the jax plugin's documented dtype rule).
+FLOAT64_ENV = {"jax": {"JAX_ENABLE_X64": "1"}}
 CONSTRAINTS = Path(__file__).parent / "constraints"
 
 nox.options.sessions = ["tests", "lint"]
@@ -106,7 +109,8 @@ def matrix(session: nox.Session, backend: str) -> None:
     report.unlink(missing_ok=True)  # a failed run must not leave an old report behind
     session.run(
         "python", "-m", "chanconv", "check", f"--backend={backend}", f"--json={report}",
-        *session.posargs, success_codes=[0, 1], env={"TF_CPP_MIN_LOG_LEVEL": "2"},
+        *session.posargs, success_codes=[0, 1],
+        env={"TF_CPP_MIN_LOG_LEVEL": "2", **FLOAT64_ENV.get(backend, {})},
     )  # fmt: skip
     session.notify("matrix_report")  # failures show in the report, which then fails
 

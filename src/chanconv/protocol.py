@@ -265,6 +265,17 @@ class ConformanceHelpers(Protocol):
     def conformance_helpers(self) -> FrameworkHelpers: ...
 
 
+@runtime_checkable
+class Compiler(Protocol):
+    """Optional extension: the framework's compiler and its wait for a result computed
+    asynchronously, so that the benchmarks (``chanconv bench``) time chanconv and the
+    framework's own convolution both compiled (JAX: ``jax.jit`` and ``block_until_ready``)."""
+
+    def compile(self, fn: Callable[..., Tensor]) -> Callable[..., Tensor]: ...
+
+    def wait(self, y: Tensor) -> None: ...
+
+
 _implemented: dict[tuple[type, type], bool] = {}
 
 

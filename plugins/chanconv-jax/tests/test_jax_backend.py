@@ -291,3 +291,25 @@ def test_the_jax_namespace_has_d2ls_jax_aliases():
     assert d2l.transpose(x).shape == (3, 2)
     assert d2l.numpy(x).tolist() == np.arange(6.0).reshape(2, 3).tolist()
     assert d2l.size(x) == 6
+
+
+def test_chanconv_backends_lists_jax_as_third_party_from_its_distribution():
+    proc = subprocess.run([sys.executable, "-m", "chanconv", "backends"], capture_output=True,
+                          text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("jax "))
+    assert "chanconv_jax:JaxBackend" in row and "chanconv-jax (third-party)" in row
+    assert f" {jax.__version__} " in row and "cpu:0" in row
+
+
+def test_the_adapter_declares_its_extensions_and_only_those():
+    from chanconv import protocol
+
+    adapter = chanconv.get_adapter("jax")
+    for extension in (protocol.ArrayBackend, protocol.NativeConv2d, protocol.NativeLayers,
+                      protocol.D2lAliases, protocol.DeviceList, protocol.Compiler,
+                      protocol.ConformanceHelpers):  # fmt: skip
+        assert protocol.implements(adapter, extension), extension.__name__
+    # no chanconv extra installs it, and its 1x1 layers go to the matmul
+    assert not protocol.implements(adapter, protocol.PipExtra)
+    assert not protocol.implements(adapter, protocol.PointwiseHint)

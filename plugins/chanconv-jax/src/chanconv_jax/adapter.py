@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache, cached_property
 from typing import Any
 
@@ -42,8 +42,8 @@ class JaxBackend:
     class, to show what a third-party adapter has to provide: the compute primitives
     (:class:`chanconv.protocol.ArrayBackend`) and the optional extensions it declares by
     implementing them: ``conv2d_native`` (NativeConv2d), ``conv2d_layer`` (NativeLayers),
-    ``d2l_aliases`` (D2lAliases), ``devices`` (DeviceList), ``conformance_helpers``
-    (ConformanceHelpers)."""
+    ``d2l_aliases`` (D2lAliases), ``devices`` (DeviceList), ``compile`` and ``wait``
+    (Compiler, for the benchmarks), ``conformance_helpers`` (ConformanceHelpers)."""
 
     name = "jax"
     aliases: tuple[str, ...] = ()
@@ -152,6 +152,12 @@ class JaxBackend:
 
     def devices(self) -> list[str]:
         return [f"{d.platform}:{d.id}" for d in self.jax.devices()]
+
+    def compile(self, fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
+        return self.jax.jit(fn)  # type: ignore[no-any-return]
+
+    def wait(self, y: Tensor) -> None:
+        y.block_until_ready()
 
     def conformance_helpers(self) -> FrameworkHelpers:
         from chanconv_jax.testing import JaxHelpers
