@@ -57,3 +57,21 @@ def test_extras_say_what_each_backend_needs_and_entry_points_name_the_adapters()
     assert set(points) == set(BACKENDS)
     for name, target in points.items():
         assert target.startswith(f"chanconv.backends.{name}:")
+
+
+def test_readme_layout_table_covers_every_module():
+    readme = (ROOT / "README.md").read_text()
+    layout = readme[readme.index("## Layout") : readme.index("## Adding a backend")]
+    src = ROOT / "src" / "chanconv"
+    for module in sorted(src.glob("*.py")):
+        assert f"`{module.name}`" in layout or f"`src/chanconv/{module.name}`" in layout, module
+    for package in ("testing", "tools"):
+        assert f"`src/chanconv/{package}/`" in layout
+    for module in sorted((src / "testing").glob("*.py")):
+        if not module.name.startswith(("test_", "__")):
+            assert f"`{module.name}`" in layout, module
+    for module in sorted((src / "tools").glob("*.py")):
+        if not module.name.startswith("__"):
+            assert f"`{module.stem}`" in layout, module
+    for plugin in sorted((ROOT / "plugins").iterdir()):
+        assert f"`plugins/{plugin.name}/`" in layout
