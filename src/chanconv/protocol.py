@@ -168,7 +168,7 @@ class PointwiseHint(Protocol):
     """Optional extension, a speed hint for adapters with
     [NativeConv2d][chanconv.protocol.NativeConv2d]: ``pointwise_matmul = False`` when the
     framework's convolution beats its matmul on 1x1 layers, so ``auto`` keeps the
-    convolution there (see [choose_algorithm][chanconv.algorithms.choose_algorithm]).
+    convolution there (see ``chanconv.algorithms.choose_algorithm``).
     Without this extension ``auto`` uses the matmul."""
 
     @property
@@ -180,7 +180,7 @@ class PipExtra(Protocol):
     """Optional extension, metadata of the built-in adapters: the extra of chanconv that
     installs the framework, ``pip install 'chanconv[<extra>]'``. A third-party adapter
     does without it: its install command names the distribution that registered it (see
-    [install_command][chanconv.registry.install_command])."""
+    ``chanconv.registry.install_command``)."""
 
     @property
     def extra(self) -> str: ...
@@ -190,7 +190,7 @@ class PipExtra(Protocol):
 class D2lAliases(Protocol):
     """Optional extension: d2l's per-framework aliases (``tensor``, ``normal``,
     ``reduce_sum``, ...), in the mini-language of
-    [resolve_alias][chanconv.d2l.resolve_alias], so that ``from chanconv import <name> as
+    ``chanconv.d2l.resolve_alias``, so that ``from chanconv import <name> as
     d2l`` offers them. Without it the namespace holds chanconv's operations only."""
 
     @property
