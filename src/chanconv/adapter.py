@@ -1,7 +1,7 @@
 """What every adapter shares: lazy framework import, version, identity kind handling.
 
 Subclassing is optional: a third-party adapter only has to satisfy
-:class:`chanconv.protocol.ArrayBackend`.
+[`chanconv.protocol.ArrayBackend`][chanconv.protocol.ArrayBackend].
 """
 
 from __future__ import annotations

@@ -6,11 +6,11 @@ groups, bias and batches, by three algorithms written once against the protocol.
   generalized. Extra memory: one window.
 * ``im2col``: all windows unfolded into one matrix and multiplied once (the section's
   exercise 6), in tiles of output rows and images so the unfolded matrix never exceeds
-  :func:`im2col_limit` bytes (:func:`set_im2col_limit`).
+  [`im2col_limit`][chanconv.im2col_limit] bytes ([`set_im2col_limit`][chanconv.set_im2col_limit]).
 * ``native``: the framework's own convolution, through the optional protocol extension
-  :class:`chanconv.protocol.NativeConv2d`.
+  [`chanconv.protocol.NativeConv2d`][chanconv.protocol.NativeConv2d].
 
-``auto`` (see :func:`choose_algorithm`) picks one of them.
+``auto`` (see ``choose_algorithm``) picks one of them.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def set_im2col_limit(nbytes: int) -> int:
 
 
 def has_native(backend: ArrayBackend) -> bool:
-    """Whether the backend implements :class:`NativeConv2d` (a cached check)."""
+    """Whether the backend implements ``NativeConv2d`` (a cached check)."""
     return implements(backend, NativeConv2d)
 
 
@@ -206,8 +206,8 @@ def _im2col(backend: ArrayBackend, x: Tensor, k: Tensor, g: ConvGeometry, dtype:
 
 
 def check_algorithm(algorithm: str, backend: ArrayBackend | None, op: str) -> None:
-    """ValueError unless ``algorithm`` is one of :data:`ALGORITHMS` and, given a backend,
-    one it can run (``native`` needs :class:`NativeConv2d`)."""
+    """ValueError unless ``algorithm`` is one of ``ALGORITHMS`` and, given a backend,
+    one it can run (``native`` needs ``NativeConv2d``)."""
     if algorithm not in ALGORITHMS:
         raise ValueError(
             f"{op}: unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}"
@@ -223,7 +223,7 @@ def convolve(
     backend: ArrayBackend, x: Tensor, k: Tensor, g: ConvGeometry, dtype: str, algorithm: str
 ) -> Tensor:
     """(n, ci, h, w) * (co, ci/groups, kh, kw) -> (n, co, oh, ow) on already checked and
-    converted tensors of one dtype, by an ``algorithm`` that :func:`check_algorithm` has
+    converted tensors of one dtype, by an ``algorithm`` that ``check_algorithm`` has
     accepted for this backend."""
     if algorithm == "auto":
         algorithm = choose_algorithm(backend, g)

@@ -12,7 +12,7 @@ def compose_kernels(K1: object, K2: object, *, first_stride: int = 1) -> Tensor:
     """The single kernel that does what K1 followed by K2 does, with no nonlinearity between.
 
     K1 is (c, ci, kh1, kw1), applied first with stride ``first_stride``; K2 is
-    (co, c, kh2, kw2). The result has shape (co, ci, kh1 + s*(kh2-1), kw1 + s*(kw2-1)) for
+    (co, c, kh2, kw2). The result has shape ``(co, ci, kh1 + s*(kh2-1), kw1 + s*(kw2-1))`` for
     s = first_stride, and ``conv2d(conv2d(X, K1, stride=s), K2, stride=t)`` equals
     ``conv2d(X, compose_kernels(K1, K2, first_stride=s), stride=s*t)`` for unpadded
     (``"valid"``) convolutions, up to rounding. With s = t = 1 that is the exercise's

@@ -1,6 +1,7 @@
 """The thin tensor protocol that the backend-neutral core is written against.
 
-Every framework adapter (``chanconv.backends.<name>``) implements :class:`ArrayBackend`.
+Every framework adapter (``chanconv.backends.<name>``) implements
+[`ArrayBackend`][chanconv.protocol.ArrayBackend].
 Operation names and semantics follow the Python Array API standard
 (https://data-apis.org/array-api/) wherever the standard has the operation:
 ``asarray``, ``astype``, ``reshape``, ``permute_dims``, ``stack``, ``concat``, ``matmul``,

@@ -1,7 +1,8 @@
 """Finding adapters and choosing the active one.
 
 Precedence, highest first: the framework of the tensors passed to an op (see
-:func:`backend_for`), then :func:`use_backend`, then :func:`set_backend`, then the
+[`backend_for`][chanconv.backend_for]), then [`use_backend`][chanconv.use_backend], then
+[`set_backend`][chanconv.set_backend], then the
 ``CHANCONV_BACKEND`` environment variable, then ``numpy``.
 
 Arrays of a library with no adapter of its own but with ``__array_namespace__`` (the Python
@@ -130,7 +131,7 @@ def origin(name: str) -> str:
 
 def distribution(name: str) -> str | None:
     """The distribution (pip package) whose entry point registered backend ``name``:
-    ``"chanconv"`` for the built-in ones, None for one added by :func:`register`.
+    ``"chanconv"`` for the built-in ones, None for one added by [`register`][chanconv.register].
 
     Examples:
         >>> distribution("numpy")
@@ -141,7 +142,7 @@ def distribution(name: str) -> str | None:
 
 def is_third_party(name: str) -> bool:
     """Whether backend ``name`` comes from another package than chanconv (or from
-    :func:`register`)."""
+    [`register`][chanconv.register])."""
     return distribution(name) != DISTRIBUTION
 
 
@@ -320,7 +321,8 @@ def active_name() -> str:
 
 
 def active_backend() -> ArrayBackend:
-    """The adapter of :func:`active_name`, its framework checked to be installed."""
+    """The adapter of [`active_name`][chanconv.active_name], its framework checked to be
+    installed."""
     return get_adapter(active_name())
 
 

@@ -1,5 +1,5 @@
 """Fixtures of chanconv's conformance suite, for ``conftest.py`` files to import: the backend
-under test (``--backend``, see :mod:`chanconv.testing.plugin`), its adapter, and the
+under test (``--backend``, see ``chanconv.testing.plugin``), its adapter, and the
 selection of that backend for the whole session."""
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ and to check what comes back, so a bug in chanconv's adapters cannot hide itself
 used on both sides of an assertion.
 
 The built-in backends' helpers are written out here; a third-party backend supplies its own
-through the typed extension :class:`chanconv.protocol.ConformanceHelpers` (see
-:func:`plugin_helpers`), so this module names no third-party framework.
+through the typed extension
+[`chanconv.protocol.ConformanceHelpers`][chanconv.protocol.ConformanceHelpers] (see
+``plugin_helpers``), so this module names no third-party framework.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ ARRAY_API = ("array_api_strict",)
 
 @functools.cache
 def plugin_helpers(backend):
-    """The :class:`chanconv.protocol.FrameworkHelpers` of a backend that is not built in,
+    """The [`chanconv.protocol.FrameworkHelpers`][chanconv.protocol.FrameworkHelpers] of a backend
+    that is not built in,
     from its adapter's ConformanceHelpers extension; None for the built-in ones."""
     if backend in BACKENDS or backend in ARRAY_API:
         return None

@@ -5,7 +5,7 @@ exactly, and a few hundred seeded random cases of ``corr2d``, ``corr2d_multi_in`
 ``corr2d_multi_in_out``, ``corr2d_multi_in_out_1x1`` and ``conv2d`` (random shapes, stride,
 padding, dilation, groups and bias; ``conv2d`` by every algorithm the backend has), in
 float32 and float64, through chanconv's public functions on the backend's own tensors. Each
-result is compared with :mod:`chanconv.tools.oracle`, plain float64 loops that share no code with
+result is compared with ``chanconv.tools.oracle``, plain float64 loops that share no code with
 the rest of chanconv.
 
 An output element passes when ``|result - oracle| <= RTOL[dtype] * scale + ATOL[dtype]``,
@@ -15,7 +15,7 @@ dtype's rounding per term. The check reports the worst ratio of error to that to
 
 ``--json FILE`` writes the results per operation and dtype, and the outputs themselves for a
 fixed set of *shared inputs* (the same on every backend, whatever ``--cases`` and ``--seed``
-say), from which :mod:`chanconv.tools.matrix` computes the largest difference between backends.
+say), from which ``chanconv.tools.matrix`` computes the largest difference between backends.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class Case:
                 f"dilation={self.dilation!r}, groups={self.groups}")  # fmt: skip
 
     def oracle(self) -> tuple[Array, Array]:
-        """(value, scale) in float64 from :mod:`chanconv.tools.oracle`."""
+        """(value, scale) in float64 from ``chanconv.tools.oracle``."""
         if self.operation == "conv2d":
             result = oracle.conv2d(self.x, self.k, self.bias, stride=self.stride,
                                    padding=self.padding, dilation=self.dilation,
@@ -338,7 +338,7 @@ def _finite(value: float | None) -> float | None:
 
 class Progress:
     """A progress bar on a terminal, redrawn in place with ``\\r``; on anything else
-    (a pipe, a CI log) silent until :meth:`close` prints one line."""
+    (a pipe, a CI log) silent until ``close`` prints one line."""
 
     def __init__(self, total: int, stream: TextIO | None = None, width: int = 24) -> None:
         self.total, self.done, self.width = max(total, 1), 0, width

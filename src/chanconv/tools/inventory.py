@@ -69,7 +69,7 @@ def is_installed(adapter: ArrayBackend) -> bool:
 
 
 def describe(name: str) -> BackendInfo:
-    """The :class:`BackendInfo` of one backend (imports its framework if installed)."""
+    """The ``BackendInfo`` of one backend (imports its framework if installed)."""
     adapter = adapters()[name]
     info = BackendInfo(
         name=adapter.name, aliases=tuple(adapter.aliases), framework=adapter.framework,
