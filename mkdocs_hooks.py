@@ -17,8 +17,10 @@ INTRAWORD_EMPHASIS = re.compile(r"[\w)\]]<em>|</em>[\w(\[]")
 
 def on_page_content(html: str, page: Any, **_: Any) -> str:
     problems = []
-    for pattern, what in ((SPHINX_ROLE, "a Sphinx role (use a mkdocstrings cross-reference)"),
-                          (INTRAWORD_EMPHASIS, "italics inside a formula (put it in code)")):
+    for pattern, what in (
+        (SPHINX_ROLE, "a Sphinx role (use a mkdocstrings cross-reference)"),
+        (INTRAWORD_EMPHASIS, "italics inside a formula (put it in code)"),
+    ):
         for match in pattern.finditer(html):
             context = re.sub(r"<[^>]+>", "", html[max(0, match.start() - 60) : match.end() + 60])
             problems.append(f"{what}: ...{' '.join(context.split())}...")
