@@ -53,6 +53,9 @@ def tests(session: nox.Session, backend: str) -> None:
     session.run("pytest", "tests", f"--backend={backend}", *session.posargs, env=env)
     if backend in PLUGINS:  # the plugin's own tests: jit, grad, vmap, Flax, the book's tab
         session.run("pytest", f"{PLUGINS[backend][0]}/tests", *session.posargs, env=env)
+        # Type-checked here, where its framework is installed (lint's virtualenv has none).
+        session.install("mypy>=1.10")
+        session.run("mypy", "--strict", f"{PLUGINS[backend][0]}/src", env={"MYPYPATH": "src"})
 
 
 @nox.session

@@ -172,7 +172,7 @@ def _tuples(values: Any) -> Any:
 
 @cache
 def _layer_class(nn: Any) -> Any:
-    class Conv2D(nn.Module):  # type: ignore[misc,name-defined]
+    class Conv2D(nn.Module):  # type: ignore[misc]
         """chanconv's Conv2D as a Flax module: parameters ``weight`` and ``bias``, starting
         from the values chanconv drew (whatever PRNG key ``init`` gets), forward pass
         ``chanconv.conv2d``."""
@@ -181,7 +181,7 @@ def _layer_class(nn: Any) -> Any:
         initial_weight: Any
         initial_bias: Any = None
 
-        @nn.compact  # type: ignore[misc]
+        @nn.compact  # type: ignore[untyped-decorator]
         def __call__(self, x: Any) -> Any:
             import jax.numpy as jnp
 

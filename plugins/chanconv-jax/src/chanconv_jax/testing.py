@@ -23,7 +23,7 @@ class JaxHelpers:
     float64 does (see the adapter's dtype rule)."""
 
     def __init__(self, adapter: Any) -> None:
-        jax.config.update("jax_enable_x64", True)
+        jax.config.update("jax_enable_x64", True)  # type: ignore[no-untyped-call]
 
     def kinds(self) -> Sequence[tuple[str, Callable[[Any], Tensor]]]:
         return [("jax.Array", lambda a: jnp.asarray(a, dtype=a.dtype))]
@@ -67,7 +67,7 @@ class JaxHelpers:
     def layer_base(self) -> type:
         import flax.linen as nn
 
-        return nn.Module  # type: ignore[no-any-return]
+        return nn.Module
 
     def _params(self, layer: Any, x: Tensor | None = None) -> Any:
         if x is None:  # an input every setting accepts: larger than the receptive field
