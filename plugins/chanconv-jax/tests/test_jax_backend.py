@@ -4,6 +4,7 @@ Flax layer trained by optax; the book's JAX tab; the plugin as a distribution.""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -67,7 +68,8 @@ def test_chanconv_itself_imports_no_jax_until_a_jax_array_is_used():
         chanconv.corr2d([[1.0, 2.0], [3.0, 4.0]], [[1.0]])
         assert "jax" not in sys.modules, "chanconv imported jax"   # ... but not jax
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    env = {k: v for k, v in os.environ.items() if k != "CHANCONV_BACKEND"}  # lists: numpy
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
 
 
