@@ -45,14 +45,14 @@ class ArrayApiBackend(Adapter):
 
     #: Marks the generic adapter: dispatch asks it only after every dedicated one.
     generic = True
-    d2l_aliases: Mapping[str, str] = ARRAY_API_D2L_ALIASES  # type: ignore[misc]
+    d2l_aliases: Mapping[str, str] = ARRAY_API_D2L_ALIASES
 
     def __init__(self, namespace: str) -> None:
         self.name = namespace  # type: ignore[misc]
         dashed = namespace.replace("_", "-")
         self.aliases = (dashed,) if dashed != namespace else ()  # type: ignore[misc]
         self.framework = namespace  # type: ignore[misc]
-        self.extra = dashed  # type: ignore[misc]
+        self.extra = dashed
 
     @cached_property
     def _dtypes(self) -> dict[str, Any]:

@@ -97,7 +97,8 @@ def generic_row() -> BackendInfo:
 
     return BackendInfo(
         name="array-api", aliases=(), framework="any library with __array_namespace__",
-        installed=True, version=None, devices=None, origin=GENERIC, install_command="", distribution=DISTRIBUTION, generic=True,
+        installed=True, version=None, devices=None, origin=GENERIC, install_command="",
+        distribution=DISTRIBUTION, generic=True,
     )  # fmt: skip
 
 
