@@ -1,6 +1,6 @@
 """The test matrix: one virtualenv per backend, each running the same suite.
 
-``nox`` runs the tests on all four backends and lint; ``nox -s demo`` runs the demo.
+``nox`` runs the tests on all five backends and lint; ``nox -s demo`` runs the demo.
 ``nox -s docs`` builds the documentation site (not part of the default sessions).
 Exact versions per backend live in ``constraints/<backend>.txt``.
 """
@@ -13,7 +13,7 @@ import nox
 
 # array-api-strict: any Array API library through the generic adapter, proven on the
 # standard's strict reference library.
-BACKENDS = ["numpy", "torch", "tensorflow", "mxnet", "array-api-strict"]
+BACKENDS = ["numpy", "torch", "tensorflow", "mxnet", "array-api-strict", "dask"]
 CONSTRAINTS = Path(__file__).parent / "constraints"
 
 nox.options.sessions = ["tests", "lint"]

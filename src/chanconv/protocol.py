@@ -108,6 +108,14 @@ class ArrayBackend(Protocol):
         ...
 
 
+#: Optional adapter class attribute, read with a default of ``()``: the names of backends
+#: whose tensors the adapter takes as operands beside its own (converting them with its
+#: ``asarray``), so a call mixing them is its call rather than a ``TypeError``. The Dask
+#: adapter wraps NumPy: a NumPy kernel beside a Dask image becomes a one-chunk Dask array.
+#: Mixing any other framework stays a ``TypeError`` naming both.
+WRAPS_ATTRIBUTE = "wraps"
+
+
 @runtime_checkable
 class NativeConv2d(Protocol):
     """Optional extension: the framework's own 2-D convolution, used by

@@ -61,7 +61,7 @@ def test_adapters_are_read_from_the_entry_point_group(grid_site, monkeypatch):
     monkeypatch.setattr(registry, "_origins", {})
     table = chanconv.adapters()
     assert asked == ["chanconv.backends"]
-    assert set(table) == {"numpy", "torch", "tensorflow", "mxnet", "grid"}
+    assert set(table) == {"numpy", "torch", "tensorflow", "mxnet", "dask", "grid"}
     assert type(table["grid"]).__module__ == "chanconv_test_grid"
     assert registry.origin("grid") == "chanconv_test_grid:GridBackend"
     assert registry.canonical_name("GRIDFW") == "grid"

@@ -18,6 +18,7 @@ LAYER_BASES = {
     "mxnet": ("mxnet.gluon", "Block"),
     # The generic Array API adapter: no module system to join, so chanconv's own layer.
     "array_api_strict": ("chanconv.layers", "Conv2DLayer"),
+    "dask": ("chanconv.layers", "Conv2DLayer"),
 }
 
 
