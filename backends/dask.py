@@ -174,8 +174,8 @@ def _cores(out_chunks: tuple[int, ...], stride: int, extent: int) -> tuple[int, 
     return (*(t * stride for t in out_chunks[:-1]), (out_chunks[-1] - 1) * stride + extent)
 
 
-def _block_conv(xb: Any, kb: Any, *, stride: tuple[int, int], dilation: tuple[int, int],
-                partial: bool) -> Any:  # fmt: skip
+def _block_conv(xb: Any, kb: Any, *, stride: tuple[int, int], padding: tuple[int, int],
+                dilation: tuple[int, int], partial: bool) -> Any:  # fmt: skip
     """One output block: chanconv.conv2d on the block's own array library. With groups,
     the block holds whole groups: as many as its channels over K's channels per group."""
     from chanconv import backend_for, conv2d
@@ -183,7 +183,8 @@ def _block_conv(xb: Any, kb: Any, *, stride: tuple[int, int], dilation: tuple[in
     xa, ka = backend_for(xb), backend_for(kb)
     if xa is not None and ka is not None and xa is not ka:  # e.g. CuPy blocks, NumPy kernel
         kb = xa.asarray(ka.to_numpy(kb))
-    y = conv2d(xb, kb, stride=stride, dilation=dilation, groups=xb.shape[1] // kb.shape[1])
+    y = conv2d(xb, kb, stride=stride, padding=padding, dilation=dilation,
+               groups=xb.shape[1] // kb.shape[1])  # fmt: skip
     return y[:, :, None] if partial else y
 
 
@@ -203,25 +204,33 @@ def conv2d_graph(
     out_h = output_chunks(x.chunks[2], sh, halo_h, oh)
     out_w = output_chunks(x.chunks[3], sw, halo_w, ow)
 
-    if ph or pw:
-        x = da.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    x = x[:, :, : (oh - 1) * sh + eh, : (ow - 1) * sw + ew]  # rows no output reaches
+    # Whole images in one spatial block (the common case): the block pads itself, which
+    # saves a copy of the input; otherwise the padding is part of the graph.
+    whole = len(out_h) == len(out_w) == 1
+    if not whole:
+        if ph or pw:
+            x = da.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        x = x[:, :, : (oh - 1) * sh + eh, : (ow - 1) * sw + ew]  # rows no output reaches
     if groups == 1:
         in_channels = x.chunks[1]
         k = k.rechunk({1: in_channels, 2: -1, 3: -1})
     else:  # channel chunks of whole groups, the kernel's output channels alike
         per_chunk = min(groups, max(1, x.chunks[1][0] // cig))
         cog = co // groups
-        whole, rest = divmod(groups, per_chunk)
-        counts = (per_chunk,) * whole + ((rest,) if rest else ())
+        full, rest = divmod(groups, per_chunk)
+        counts = (per_chunk,) * full + ((rest,) if rest else ())
         in_channels = tuple(c * cig for c in counts)
         k = k.rechunk({0: tuple(c * cog for c in counts), 1: -1, 2: -1, 3: -1})
-    x = x.rechunk({1: in_channels, 2: _cores(out_h, sh, eh), 3: _cores(out_w, sw, ew)})
-    if halo_h or halo_w:
+    if whole:
+        x = x.rechunk({1: in_channels, 2: -1, 3: -1})
+    else:
+        x = x.rechunk({1: in_channels, 2: _cores(out_h, sh, eh), 3: _cores(out_w, sw, ew)})
+    if (halo_h or halo_w) and not whole:
         x = da.overlap.overlap(x, depth={0: 0, 1: 0, 2: (0, halo_h), 3: (0, halo_w)},
                                boundary="none", allow_rechunk=False)  # fmt: skip
 
-    settings = {"stride": stride, "dilation": dilation}
+    settings = {"stride": stride, "dilation": dilation,
+                "padding": (ph, pw) if whole else (0, 0)}  # fmt: skip
     spatial = {"h": out_h, "w": out_w}
     if groups > 1:
         return da.blockwise(

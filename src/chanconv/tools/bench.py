@@ -523,7 +523,7 @@ class OutOfCoreWorkload:
         return 4 * math.prod(self.input_shape)
 
 
-#: The real run: 1700 images of 32x128x128 float32 (3.4 GB) against 2 workers of 400 MiB,
+#: The real run: 1700 images of 32x128x128 float32 (3.3 GiB) against 2 workers of 400 MiB,
 #: over 4 times the cluster's memory; chunks of 8 images and half an image's rows, so halos
 #: cross chunk borders.
 OUT_OF_CORE = OutOfCoreWorkload("resnet-3x3-stack", (1700, 32, 128, 128), (32, 32, 3, 3), 1,
