@@ -34,7 +34,8 @@ def test_ci_runs_the_readmes_test_command():
 
 def test_matrix_has_every_backend_with_its_own_pins():
     noxfile = (ROOT / "noxfile.py").read_text()
-    assert 'BACKENDS = ["numpy", "torch", "tensorflow", "mxnet", "array-api-strict", "dask"]' in noxfile
+    backends = '["numpy", "torch", "tensorflow", "mxnet", "array-api-strict", "dask"]'
+    assert f"BACKENDS = {backends}" in noxfile
     pins = {b: (ROOT / "constraints" / f"{b}.txt").read_text() for b in BACKENDS + ARRAY_API}
     assert "torch==2.13.0" in pins["torch"]
     assert "tensorflow==" in pins["tensorflow"]
