@@ -1,6 +1,6 @@
 """The test matrix: one virtualenv per backend, each running the same suite.
 
-``nox`` runs the tests on all four backends and lint; ``nox -s demo`` runs the demo.
+``nox`` runs the tests on all five backends and lint; ``nox -s demo`` runs the demo.
 ``nox -s docs`` builds the documentation site (not part of the default sessions).
 Exact versions per backend live in ``constraints/<backend>.txt``.
 """
@@ -16,7 +16,7 @@ import nox
 PLUGINS = {"jax": ("plugins/chanconv-jax", "flax")}
 # array-api-strict: any Array API library through the generic adapter, proven on the
 # standard's strict reference library.
-BACKENDS = ["numpy", "torch", "tensorflow", "mxnet", "array-api-strict", *PLUGINS]
+BACKENDS = ["numpy", "torch", "tensorflow", "mxnet", "array-api-strict", "dask", *PLUGINS]
 #: The check of every dtype (``matrix``) includes float64, which JAX computes only where
 #: the user enabled its 64-bit mode (the jax plugin's documented dtype rule).
 FLOAT64_ENV = {"jax": {"JAX_ENABLE_X64": "1"}}

@@ -2,7 +2,7 @@
 with chanconv's Conv2D and each framework's own training loop.
 
 Run: ``CHANCONV_BACKEND=torch python examples/edge_detection.py`` (numpy, torch,
-tensorflow, mxnet, jax with the chanconv-jax plugin, or an Array API library such as
+tensorflow, mxnet, dask, jax with the chanconv-jax plugin, or an Array API library such as
 array_api_strict). Prints the learned kernel, which should be close to [[1, -1]].
 """
 
@@ -112,8 +112,24 @@ def train_jax(lr: float, epochs: int) -> Any:
     return np.asarray(params["params"]["weight"])
 
 
+def train_dask(lr: float, epochs: int) -> Any:
+    import dask.array as da
+    import numpy as np
+
+    # The image in 3x4 chunks: every step runs lazily, chunk by chunk, across chunk borders.
+    x = da.from_array(np.array(X, dtype="float32"), chunks=(1, 1, 3, 4))
+    y = da.from_array(np.array(Y, dtype="float32"), chunks=(1, 1, 3, 4))
+    layer = _layer()
+    for _ in range(epochs):
+        layer.backward(2 * (layer(x) - y))
+        layer.sgd_step(lr)
+        # Computed once per step: otherwise every step's graph would hold all the earlier.
+        layer.weight = layer.weight.persist()
+    return layer.weight.compute()
+
+
 TRAINERS = {"numpy": train_numpy, "torch": train_torch, "tensorflow": train_tensorflow,
-            "mxnet": train_mxnet, "jax": train_jax}  # fmt: skip
+            "mxnet": train_mxnet, "dask": train_dask, "jax": train_jax}  # fmt: skip
 
 
 def learn_edge_kernel(backend: str, lr: float = 3e-2, epochs: int = 30) -> list[list[float]]:

@@ -7,7 +7,12 @@ from collections.abc import Sequence
 from numbers import Real
 from typing import NamedTuple
 
-from chanconv.protocol import FLOATING_DTYPES, ArrayBackend, Tensor
+from chanconv.protocol import (
+    FLOATING_DTYPES,
+    ArrayBackend,
+    Tensor,
+    WrapsOperands,
+)
 from chanconv.registry import active_backend, backend_for
 
 #: Nested lists become this dtype, as the book's ``tensor([[0.0, 1.0], ...])`` does.
@@ -73,12 +78,15 @@ def pick_backend(**arguments: object) -> ArrayBackend:
     frameworks), else the active backend. ``None`` arguments are skipped."""
     found: dict[str, str] = {}
     first: ArrayBackend | None = None
+    seen: list[ArrayBackend] = []
     for name, value in arguments.items():
         if value is None:
             continue
         backend = backend_for(value)
         if backend is not None:
-            found.setdefault(backend.name, name)
+            if backend.name not in found:
+                found[backend.name] = name
+                seen.append(backend)
             first = first or backend
         elif not isinstance(value, (list, tuple)):
             raise TypeError(
@@ -88,6 +96,11 @@ def pick_backend(**arguments: object) -> ArrayBackend:
                 "nested lists of numbers"
             )
     if len(found) > 1:
+        # An adapter that takes the others' tensors as operands hosts the call: Dask beside
+        # a NumPy kernel. (A mixed call is rare: the uncached isinstance costs nothing here.)
+        for host in seen:
+            if isinstance(host, WrapsOperands) and set(found) - {host.name} <= set(host.wraps):
+                return host
         pairs = " but ".join(f"{arg} is a {fw} tensor" for fw, arg in found.items())
         raise TypeError(
             f"{pairs}; one call cannot mix frameworks: convert the arguments to one framework"

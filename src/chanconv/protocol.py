@@ -165,6 +165,18 @@ class DeviceList(Protocol):
 
 
 @runtime_checkable
+class WrapsOperands(Protocol):
+    """Optional extension: the names of backends whose tensors the adapter takes as
+    operands beside its own (converting them with its ``asarray``), so a call mixing them
+    is its call rather than a ``TypeError``. The Dask adapter wraps NumPy: a NumPy kernel
+    beside a Dask image becomes a one-chunk Dask array. Mixing any other framework stays a
+    ``TypeError`` naming both."""
+
+    @property
+    def wraps(self) -> tuple[str, ...]: ...
+
+
+@runtime_checkable
 class PointwiseHint(Protocol):
     """Optional extension, a speed hint for adapters with
     [NativeConv2d][chanconv.protocol.NativeConv2d]: ``pointwise_matmul = False`` when the

@@ -36,6 +36,7 @@ _BUILTIN = {
     "torch": "chanconv.backends.torch:TorchBackend",
     "tensorflow": "chanconv.backends.tensorflow:TensorflowBackend",
     "mxnet": "chanconv.backends.mxnet:MxnetBackend",
+    "dask": "chanconv.backends.dask:DaskBackend",
 }
 
 #: The generic adapter for Array API libraries; not an entry point: it is the fallback.

@@ -62,7 +62,9 @@ def test_adapters_are_read_from_the_entry_point_group(grid_site, monkeypatch):
     table = chanconv.adapters()
     assert asked == ["chanconv.backends"]
     # the built-ins, grid, and any plugin installed here (the jax session has chanconv-jax)
-    assert set(table) == {"numpy", "torch", "tensorflow", "mxnet"} | {ep.name for ep in declared}
+    assert set(table) == {"numpy", "torch", "tensorflow", "mxnet", "dask"} | {
+        ep.name for ep in declared
+    }
     assert type(table["grid"]).__module__ == "chanconv_test_grid"
     assert registry.origin("grid") == "chanconv_test_grid:GridBackend"
     assert registry.canonical_name("GRIDFW") == "grid"

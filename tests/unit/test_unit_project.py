@@ -9,7 +9,7 @@ from pathlib import Path
 import tomllib
 
 ROOT = Path(__file__).parents[2]
-BACKENDS = ["numpy", "torch", "tensorflow", "mxnet"]
+BACKENDS = ["numpy", "torch", "tensorflow", "mxnet", "dask"]
 #: Libraries served by the generic Array API adapter: a nox session and pins, no entry point.
 ARRAY_API = ["array-api-strict"]
 
@@ -35,7 +35,7 @@ def test_ci_runs_the_readmes_test_command():
 def test_matrix_has_every_backend_with_its_own_pins():
     noxfile = (ROOT / "noxfile.py").read_text()
     assert (
-        'BACKENDS = ["numpy", "torch", "tensorflow", "mxnet", "array-api-strict", *PLUGINS]'
+        'BACKENDS = ["numpy", "torch", "tensorflow", "mxnet", "array-api-strict", "dask", *PLUGINS]'
         in noxfile
     )
     assert 'PLUGINS = {"jax": ("plugins/chanconv-jax", "flax")}' in noxfile
@@ -45,6 +45,7 @@ def test_matrix_has_every_backend_with_its_own_pins():
     assert "tensorflow==" in pins["tensorflow"]
     assert "mxnet==1.9.1" in pins["mxnet"] and "numpy==1.23" in pins["mxnet"]
     assert "array-api-strict==" in pins["array-api-strict"]
+    assert "dask==" in pins["dask"] and "distributed==" in pins["dask"]
 
 
 def test_extras_say_what_each_backend_needs_and_entry_points_name_the_adapters():

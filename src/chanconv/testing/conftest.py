@@ -16,6 +16,7 @@ import pytest
 
 import chanconv
 from chanconv import registry
+from chanconv.protocol import WrapsOperands
 from chanconv.testing.fixtures import *  # noqa: F403 (pytest finds fixtures by name)
 
 DUMMY = "conformance_dummy"  # unique, so it cannot shadow a real backend
@@ -112,8 +113,11 @@ def dummy_backend():
 def other_framework(backend_name, request):
     """(name, make) for a framework other than the one under test: ``make(array, dtype)``
     gives one of its tensors. NumPy for the others (it is in every virtualenv); the
-    test-only backend for NumPy."""
-    if backend_name != "numpy":
+    test-only backend for NumPy and for backends that take NumPy arrays as operands
+    (Dask)."""
+    adapter = registry.get_adapter(backend_name)
+    wraps = adapter.wraps if isinstance(adapter, WrapsOperands) else ()
+    if backend_name != "numpy" and "numpy" not in wraps:
         return "numpy", lambda a, dtype="float32": np.asarray(a, dtype=dtype)
     name = request.getfixturevalue("dummy_backend")
     return name, lambda a, dtype="float32": DummyTensor(np.asarray(a, dtype=dtype))

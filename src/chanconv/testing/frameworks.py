@@ -26,7 +26,7 @@ import pytest
 from chanconv import registry
 from chanconv.protocol import ConformanceHelpers, implements
 
-BACKENDS = ("numpy", "torch", "tensorflow", "mxnet")
+BACKENDS = ("numpy", "torch", "tensorflow", "mxnet", "dask")
 
 #: Array API libraries the suite knows, served by chanconv's generic adapter. They have no
 #: autograd and no convolution of their own; results are read back through DLPack.
@@ -119,7 +119,21 @@ def kinds(backend):
 
         return [Kind(backend, "array_api_strict.Array (device1)", construct,
                      (type(xp.asarray(0.0)),), where=lambda y: y.device == device)]  # fmt: skip
+    if backend == "dask":
+        import dask.array as da
+
+        # Chunks of 2 along every axis: batches, channels and halos all cross chunk borders.
+        return [Kind(backend, "dask.array", lambda a: da.from_array(a, chunks=2), (da.Array,))]
     raise ValueError(f"unknown backend {backend!r}")
+
+
+def from_numpy(adapter, array):
+    """``array`` as a tensor of ``adapter``'s backend: the framework's own constructor where
+    it chooses more than the adapter's ``asarray`` would (Dask: small chunks, so the suite's
+    inputs are chunked across batch and space), else the adapter's ``asarray``."""
+    if adapter.name == "dask":
+        return kinds("dask")[0].construct(np.asarray(array))
+    return adapter.asarray(array)
 
 
 def native_types(backend):
@@ -139,6 +153,8 @@ def to_numpy(backend, t):
         return t.asnumpy()
     if backend in ARRAY_API:
         return np.from_dlpack(t).copy()
+    if backend == "dask":
+        return np.asarray(t.compute())
     return np.array(t)
 
 
@@ -188,6 +204,10 @@ def stack(backend, tensors):
         return mx.nd.stack(*tensors, axis=0)
     if backend in ARRAY_API:
         return tensors[0].__array_namespace__().stack(tensors, axis=0)
+    if backend == "dask":
+        import dask.array as da
+
+        return da.stack(tensors, 0)
     return np.stack(tensors, 0)
 
 
@@ -215,6 +235,10 @@ def can_matmul(backend, dtype):
         elif backend in ARRAY_API:
             t = kinds(backend)[0].tensor(a, dtype)
             y = t.__array_namespace__().matmul(t, t)
+        elif backend == "dask":
+            import dask.array as da
+
+            y = da.matmul(da.from_array(a), da.from_array(a))
         else:
             y = np.matmul(a, a)
         got = to_numpy(backend, y)  # MXNet is asynchronous: errors surface on reading
@@ -236,7 +260,8 @@ def has_dtype(backend, dtype):
 
 
 def has_autograd(backend):
-    return backend != "numpy" and backend not in ARRAY_API
+    # Dask, like NumPy, has none: conv2d_vjp is its backward pass.
+    return backend not in ("numpy", "dask") and backend not in ARRAY_API
 
 
 def weighted_sum(backend, y, g):
@@ -340,6 +365,8 @@ LAYER_BASES = {
     "torch": ("torch.nn", "Module"),
     "tensorflow": ("keras.layers", "Layer"),
     "mxnet": ("mxnet.gluon", "Block"),
+    # Dask has no module system of its own either: chanconv's layer, on lazy arrays.
+    "dask": ("chanconv.layers", "Conv2DLayer"),
 }
 
 

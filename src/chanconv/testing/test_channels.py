@@ -391,7 +391,7 @@ def test_gradients_flow_through_corr2d_multi_in_out(backend_name):
             if frameworks.has_autograd(backend_name):
                 dx, dk = frameworks.gradients(kind, loss, [x, k], dtype)
             else:
-                # No autograd (NumPy, Array API libraries): the result must be the plain
+                # No autograd (NumPy, Dask, Array API libraries): the result must be the plain
                 # array type (no graph, no wrapper), the forward values must be right, and
                 # conv2d_vjp, chanconv's backward pass for such backends, must give the
                 # gradients.

@@ -41,7 +41,7 @@ def assert_native_refused(adapter, call):
 
 
 def tensor(adapter, array, dtype):
-    return adapter.asarray(np.asarray(array).astype(dtype))
+    return frameworks.from_numpy(adapter, np.asarray(array).astype(dtype))
 
 
 def close_to_oracle(y, ref, magnitude, taps, dtype):

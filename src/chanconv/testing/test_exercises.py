@@ -9,11 +9,11 @@ import pytest
 import chanconv
 from chanconv.tools import cli
 
-from . import oracle
+from . import frameworks, oracle
 
 
 def tensor(adapter, array, dtype="float64"):
-    return adapter.asarray(np.asarray(array).astype(dtype))
+    return frameworks.from_numpy(adapter, np.asarray(array).astype(dtype))
 
 
 @pytest.mark.parametrize(("first_stride", "second_stride"), [(1, 1), (2, 1), (1, 2), (2, 3)])

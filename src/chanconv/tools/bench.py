@@ -8,7 +8,9 @@ own convolution, and to the machine's SGEMM peak as that framework's matmul reac
 from __future__ import annotations
 
 import ctypes
+import importlib
 import json
+import logging
 import math
 import os
 import platform
@@ -530,4 +532,287 @@ def _summary_chart(reports: list[Report], path: Path) -> Path:
         ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
+    return path
+
+
+# --- Dask: larger than memory, on a cluster of worker processes -----------------------------
+
+
+@dataclass(frozen=True)
+class OutOfCoreWorkload:
+    """A stack of images on disk, convolved chunk by chunk into a result on disk."""
+
+    name: str
+    input_shape: tuple[int, int, int, int]
+    kernel_shape: tuple[int, int, int, int]
+    padding: int
+    #: the Dask chunks of the input: images, channels, rows, columns
+    chunks: tuple[int, int, int, int]
+    #: each worker process's memory limit (distributed pauses a worker at 80%, kills at 95%)
+    worker_memory_bytes: int
+
+    @property
+    def flops(self) -> int:
+        return conv2d_cost(self.input_shape, self.kernel_shape, padding=self.padding).forward_flops
+
+    @property
+    def input_bytes(self) -> int:
+        return 4 * math.prod(self.input_shape)
+
+
+#: The real run: 1700 images of 32x128x128 float32 (3.3 GiB) against 2 workers of 400 MiB,
+#: over 4 times the cluster's memory; chunks of 8 images and half an image's rows, so halos
+#: cross chunk borders.
+OUT_OF_CORE = OutOfCoreWorkload("resnet-3x3-stack", (1700, 32, 128, 128), (32, 32, 3, 3), 1,
+                                (8, 32, 64, 128), 400 * 2**20)  # fmt: skip
+#: --quick (CI's smoke run): the same kind of layer, tiny: it proves the pipeline runs end
+#: to end (disk, cluster, store, checks), not the memory bound.
+QUICK_OUT_OF_CORE = OutOfCoreWorkload("resnet-3x3-stack-small", (16, 8, 32, 32), (8, 8, 3, 3),
+                                      1, (4, 8, 16, 32), 400 * 2**20)  # fmt: skip
+
+
+@dataclass
+class OutOfCoreRun:
+    workers: int
+    seconds: float
+    gflops: float
+    #: CPU time the worker processes spent, all of them: on a shared machine the wall clock
+    #: also counts the time other programs held the cores
+    worker_cpu_seconds: float
+    #: the largest resident size any worker process reached, sampled every 0.5 s
+    peak_worker_memory_bytes: int
+    #: workers that were restarted (killed) or paused during the run: must be none
+    workers_lost: int
+    workers_paused: int
+
+
+@dataclass
+class OutOfCoreReport:
+    backend: str
+    framework_version: str
+    machine: str
+    workload: OutOfCoreWorkload
+    #: the NumPy backend on one in-memory chunk, in one worker process (one core): per
+    #: second of the wall clock, and per second of that thread's CPU time
+    numpy_in_memory_gflops: float
+    numpy_in_memory_gflops_per_cpu_second: float
+    runs: list[OutOfCoreRun] = field(default_factory=list)
+
+    @property
+    def speedup(self) -> float:
+        one, two = self.runs[0], self.runs[-1]
+        return one.seconds / two.seconds
+
+    def per_core_ratio(self, run: OutOfCoreRun) -> float:
+        """Throughput per second of worker CPU time over NumPy's in memory per second of
+        CPU time: what one core gives out of core against what it gives in memory."""
+        per_cpu_second = self.workload.flops / run.worker_cpu_seconds / 1e9
+        return per_cpu_second / self.numpy_in_memory_gflops_per_cpu_second
+
+    def wall_clock_ratio(self, run: OutOfCoreRun) -> float:
+        return run.gflops / run.workers / self.numpy_in_memory_gflops
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["speedup"] = self.speedup
+        data["per_core_ratio"] = [self.per_core_ratio(r) for r in self.runs]
+        data["wall_clock_ratio"] = [self.wall_clock_ratio(r) for r in self.runs]
+        return json.dumps(data, indent=2)
+
+
+class NpyFile:
+    """A ``.npy`` file as an array Dask reads chunks from and stores chunks into. It is
+    opened (memory-mapped) per access, in whichever worker process runs the task, so a task
+    carries the path, never the data."""
+
+    def __init__(self, path: str, shape: tuple[int, ...], dtype: str) -> None:
+        self.path, self.shape, self.dtype = path, shape, dtype
+        self.ndim = len(shape)
+
+    def __getitem__(self, index: Any) -> Any:
+        import numpy as np
+
+        return np.array(np.load(self.path, mmap_mode="r")[index])
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        import numpy as np
+
+        target = np.load(self.path, mmap_mode="r+")
+        target[index] = value
+        target.flush()
+
+    @classmethod
+    def create(cls, path: Path, shape: tuple[int, ...], dtype: str) -> NpyFile:
+        import numpy as np
+
+        np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape).flush()
+        return cls(str(path), shape, dtype)
+
+
+def _write_random_stack(path: Path, w: OutOfCoreWorkload) -> NpyFile:
+    """The input, written image block by image block: never whole in this process."""
+    import numpy as np
+
+    store = NpyFile.create(path, w.input_shape, "float32")
+    rng = np.random.default_rng(0)
+    step = w.chunks[0] * 8
+    for start in range(0, w.input_shape[0], step):
+        stop = min(start + step, w.input_shape[0])
+        block = rng.standard_normal((stop - start, *w.input_shape[1:]), dtype=np.float32)
+        store[start:stop] = block
+    return store
+
+
+def _worker_rss() -> int:
+    psutil: Any = importlib.import_module("psutil")  # distributed's own dependency
+    return int(psutil.Process().memory_info().rss)
+
+
+def _worker_cpu_seconds() -> float:
+    psutil: Any = importlib.import_module("psutil")
+    times = psutil.Process().cpu_times()
+    return float(times.user + times.system)
+
+
+def _numpy_chunk_gflops(w: OutOfCoreWorkload, seconds: float = 2.0) -> tuple[float, float]:
+    """The NumPy backend on one in-memory chunk of the same layer: the per-core yardstick,
+    run inside a worker so it has the worker's one BLAS thread (which computes in the
+    calling thread: its CPU time is the call's). Best of repeated calls, by the wall clock
+    and by CPU time."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((w.chunks[0], *w.input_shape[1:]), dtype=np.float32)
+    k = rng.standard_normal(w.kernel_shape, dtype=np.float32)
+    conv2d(x, k, padding=w.padding)  # warm
+    best, best_cpu, spent = math.inf, math.inf, 0.0
+    while spent < seconds:
+        start, start_cpu = time.perf_counter(), time.thread_time()
+        conv2d(x, k, padding=w.padding)
+        took, took_cpu = time.perf_counter() - start, time.thread_time() - start_cpu
+        best, best_cpu, spent = min(best, took), min(best_cpu, took_cpu), spent + took
+    flops = conv2d_cost(x.shape, w.kernel_shape, padding=w.padding).forward_flops
+    return flops / best / 1e9, flops / best_cpu / 1e9
+
+
+def _run_on_cluster(w: OutOfCoreWorkload, source: NpyFile, target: NpyFile, workers: int,
+                    say: Callable[[str], None]) -> tuple[OutOfCoreRun, Any]:  # fmt: skip
+    import numpy as np
+
+    # Untyped libraries, reached as Any: mypy checks the core without them installed.
+    da: Any = importlib.import_module("dask.array")
+    distributed: Any = importlib.import_module("distributed")
+    Client, LocalCluster = distributed.Client, distributed.LocalCluster
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      memory_limit=w.worker_memory_bytes, dashboard_address=":0",
+                      silence_logs=logging.CRITICAL) as cluster, \
+            Client(cluster) as client:  # fmt: skip
+        baseline = client.submit(_numpy_chunk_gflops, w, pure=False).result() if workers == 1 \
+            else None  # fmt: skip
+        addresses = set(client.scheduler_info()["workers"])
+        peak, paused, stop = [0], set(), threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                try:
+                    peak[0] = max(peak[0], *client.run(_worker_rss).values())
+                    for address, info in client.scheduler_info()["workers"].items():
+                        if info.get("status") == "paused":
+                            paused.add(address)
+                except Exception:  # a worker going away shows in the count of workers
+                    pass
+                stop.wait(0.5)
+
+        x = da.from_array(source, chunks=w.chunks, lock=False, asarray=True,
+                          meta=np.empty((0, 0, 0, 0), "float32"))  # fmt: skip
+        k = np.random.default_rng(2).standard_normal(w.kernel_shape).astype("float32")
+        y = conv2d(x, k, padding=w.padding)  # lazy
+        sampler = threading.Thread(target=sample, daemon=True)
+        cpu_before = sum(client.run(_worker_cpu_seconds).values())
+        sampler.start()
+        start = time.perf_counter()
+        da.store(y, target, lock=False)
+        seconds = time.perf_counter() - start
+        stop.set()
+        sampler.join()
+        cpu = sum(client.run(_worker_cpu_seconds).values()) - cpu_before
+        lost = len(addresses - set(client.scheduler_info()["workers"]))
+    run = OutOfCoreRun(workers, seconds, w.flops / seconds / 1e9, cpu, peak[0], lost,
+                       len(paused))  # fmt: skip
+    say(f"  {workers} worker(s): {seconds:.1f} s, {run.gflops:.2f} GFLOP/s, peak worker "
+        f"memory {peak[0] / 2**20:.0f} MiB, lost {lost}, paused {len(paused)}, worker "
+        f"CPU {cpu:.1f} s")  # fmt: skip
+    return run, baseline
+
+
+def run_out_of_core(*, quick: bool = False, folder: Path | None = None,
+                    progress: Callable[[str], None] | None = None) -> OutOfCoreReport:  # fmt: skip
+    """The Dask benchmark: the input, on disk, at least 4 times the cluster's memory, read
+    chunk by chunk, convolved and stored to a result on disk, on 1 then 2 worker
+    processes. The result is checked on a few images against the in-memory NumPy backend."""
+    import tempfile
+
+    import numpy as np
+
+    backend = get_adapter("dask")
+    w = QUICK_OUT_OF_CORE if quick else OUT_OF_CORE
+    say = progress or (lambda _: None)
+    say(f"dask {backend.version()}: {w.name}, input {w.input_bytes / 2**30:.2f} GiB on disk, "
+        f"workers of {w.worker_memory_bytes / 2**20:.0f} MiB")  # fmt: skip
+    with tempfile.TemporaryDirectory(dir=folder) as scratch:
+        source = _write_random_stack(Path(scratch) / "input.npy", w)
+        out_shape = conv2d_cost(w.input_shape, w.kernel_shape, padding=w.padding).output_shape
+        report: OutOfCoreReport | None = None
+        for workers in (1, 2):
+            target = NpyFile.create(Path(scratch) / f"output-{workers}.npy", out_shape,
+                                    "float32")  # fmt: skip
+            run, baseline = _run_on_cluster(w, source, target, workers, say)
+            if report is None:
+                assert baseline is not None
+                report = OutOfCoreReport("dask", backend.version(), f"{platform.machine()}, "
+                                         f"{os.cpu_count()} cores", w, *baseline)  # fmt: skip
+                say(f"  NumPy backend in memory, one core: {baseline[0]:.2f} GFLOP/s, "
+                    f"{baseline[1]:.2f} per CPU second")  # fmt: skip
+            report.runs.append(run)
+            # Spot check: first and last images against the NumPy backend in memory.
+            k = np.random.default_rng(2).standard_normal(w.kernel_shape).astype("float32")
+            for images in (slice(0, 2), slice(w.input_shape[0] - 2, w.input_shape[0])):
+                want = conv2d(source[images], k, padding=w.padding)
+                if not np.allclose(target[images], want, rtol=1e-4, atol=1e-4):
+                    raise AssertionError(f"dask result differs from NumPy's on images {images}")
+            Path(target.path).unlink()
+    assert report is not None
+    return report
+
+
+def format_out_of_core(report: OutOfCoreReport) -> str:
+    w = report.workload
+    lines = [
+        f"dask {report.framework_version} on {report.machine}: {w.name}, input "
+        f"{w.input_shape} float32 = {w.input_bytes / 2**30:.2f} GiB on disk, kernel "
+        f"{w.kernel_shape}, padding {w.padding}, chunks {w.chunks}",
+        f"NumPy backend in memory, one core: {report.numpy_in_memory_gflops:.2f} GFLOP/s "
+        f"({report.numpy_in_memory_gflops_per_cpu_second:.2f} per CPU second)",
+        "",
+        "| workers | memory limit (total) | input / limit | time (s) | GFLOP/s | worker CPU (s) "
+        "| per core vs NumPy (CPU time) | (wall clock) | peak worker memory | lost | paused |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in report.runs:
+        total = w.worker_memory_bytes * r.workers
+        lines.append(
+            f"| {r.workers} | {total / 2**20:.0f} MiB | {w.input_bytes / total:.1f}x "
+            f"| {r.seconds:.1f} | {r.gflops:.2f} | {r.worker_cpu_seconds:.1f} "
+            f"| {report.per_core_ratio(r):.2f}x | {report.wall_clock_ratio(r):.2f}x "
+            f"| {r.peak_worker_memory_bytes / 2**20:.0f} MiB | {r.workers_lost} "
+            f"| {r.workers_paused} |"
+        )
+    lines.append(f"\nspeed-up 1 -> 2 workers: {report.speedup:.2f}x")
+    return "\n".join(lines)
+
+
+def write_out_of_core(report: OutOfCoreReport, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "out-of-core-dask.json"
+    path.write_text(report.to_json() + "\n")
     return path
