@@ -43,8 +43,8 @@ TENSORFLOW_NATIVE_LIMITS = (
         key="tf-dilation",
         framework="TensorFlow 2.16-2.21 (CPU)",
         kind="refused",
-        condition="dilation > 1: Conv2DBackpropInput refuses dilation > 1 on CPU (no input "
-                  "gradient), and Conv2D refuses stride and dilation above 1 together",
+        condition="dilation > 1: the Eigen CPU kernels' Conv2DBackpropInput refuses dilation "
+                  "> 1 (no input gradient) when oneDNN is off",
         instead="im2col",
         applies=_dilated,
     ),
