@@ -18,6 +18,7 @@ import os
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
@@ -232,3 +233,33 @@ def test_fuzz_half_precision_sums_overflow_to_inf(adapter: Any, g: dict[str, Any
         assert np.all(np.isfinite(out[below])), f"{at}: non-finite where the sum fits"
         assert np.all(np.abs(out[below] - ref[below]) <= tol * ref[below] + 1e-30), at
 
+
+
+ONE_WIDE = [
+    # TensorFlow 2.21's oneDNN case (docs/known-bugs.md): batch 3, one channel, 1 wide.
+    dict(x=(3, 1, 7, 4), k=(2, 1, 3, 2), stride=(1, 3), padding=0),
+    dict(x=(2, 1, 2, 7), k=(2, 1, 2, 3), stride=(3, 1), padding=1),  # 1 tall
+    dict(x=(2, 1, 3, 1), k=(2, 1, 1, 1), stride=(1, 3), padding=1),  # window in the padding
+    dict(x=(2, 3, 5, 5), k=(3, 1, 2, 5), stride=(1, 4), padding=0),  # one channel a group
+]
+
+
+@pytest.mark.parametrize("case", ONE_WIDE, ids=lambda c: f"{c['x']}-{c['stride']}")
+def test_one_wide_strided_convolutions_match_the_oracle(adapter: Any, case: dict[str, Any]) -> None:
+    """Strided convolutions one output wide (or tall), by every algorithm: the geometry
+    class where TensorFlow 2.21's oneDNN kernel returns garbage on AVX-512 CPUs."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, case["x"]).astype(np.float32).astype(np.float64)
+    k = rng.uniform(-1, 1, case["k"]).astype(np.float32).astype(np.float64)
+    groups = case["x"][1] // case["k"][1]
+    p = case["padding"]
+    g = {"stride": case["stride"], "padding": p, "dilation": (1, 1), "groups": groups,
+         "pads": (p, p, p, p)}  # fmt: skip
+    ref = oracle_of(x, k, None, g)
+    magnitude = oracle_of(np.abs(x), np.abs(k), None, g)
+    bound = 4 * EPS["float32"] * (k[0].size + 1) * magnitude + 8 * EPS["float32"]
+    X, K = convert(adapter, x, "float32"), convert(adapter, k, "float32")
+    for algorithm in algorithms(adapter):
+        out = result(adapter, run(adapter, algorithm, X, K, None, g))
+        assert out.shape == ref.shape, algorithm
+        assert np.all(np.abs(out - ref) <= bound), f"{algorithm}: {np.abs(out - ref).max()}"
