@@ -109,7 +109,8 @@ def choose_algorithm(backend: ArrayBackend, g: ConvGeometry, dtype: str = "float
     on every benchmark workload (docs/performance.md). Never ``native`` where the adapter
     declares its kernel wrong or missing (:func:`native_limit`)."""
     native = has_native(backend) and native_limit(backend, g, dtype) is None
-    if canonical_geometry(g).pointwise and (not native or getattr(backend, "pointwise_matmul", True)):
+    pointwise = canonical_geometry(g).pointwise
+    if pointwise and (not native or getattr(backend, "pointwise_matmul", True)):
         return "im2col"
     return "native" if native else "im2col"
 
