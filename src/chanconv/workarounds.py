@@ -21,7 +21,7 @@ from chanconv.geometry import ConvGeometry
 class NativeLimit:
     """One geometry class the framework's native convolution must not run."""
 
-    #: Short stable identifier, also the anchor on docs/known-bugs.md.
+    #: Short stable identifier, as docs/known-bugs.md names it.
     key: str
     #: Framework and the versions it was seen in, e.g. ``"TensorFlow 2.21"``.
     framework: str
