@@ -1,12 +1,16 @@
 """The test matrix: one virtualenv per backend, each running the same suite.
 
-``nox`` runs the tests on all five backends and lint; ``nox -s demo`` runs the demo.
+``nox`` runs the tests on every backend (each session also runs ``chanconv check``
+against the oracle on this machine's CPU), lint, and the merged matrix report;
+``nox -s demo`` runs the demo. ``nox -s fuzz`` runs the differential fuzz campaign at a
+large budget (not a default session).
 ``nox -s docs`` builds the documentation site (not part of the default sessions).
 Exact versions per backend live in ``constraints/<backend>.txt``.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nox
@@ -22,7 +26,10 @@ BACKENDS = ["numpy", "torch", "tensorflow", "mxnet", "array-api-strict", "dask",
 FLOAT64_ENV = {"jax": {"JAX_ENABLE_X64": "1"}}
 CONSTRAINTS = Path(__file__).parent / "constraints"
 
-nox.options.sessions = ["tests", "lint"]
+# The matrix is in the default run: each tests session also runs chanconv check on the CI
+# machine's own CPU (in the virtualenv it already has, so no extra ones are built), and
+# matrix_report fails the build when a framework kernel is wrong there (docs/known-bugs.md).
+nox.options.sessions = ["tests", "lint", "matrix_report"]
 nox.options.error_on_missing_interpreters = True
 
 
@@ -56,6 +63,38 @@ def tests(session: nox.Session, backend: str) -> None:
         # Type-checked here, where its framework is installed (lint's virtualenv has none).
         session.install("mypy>=1.10")
         session.run("mypy", "--strict", f"{PLUGINS[backend][0]}/src", env={"MYPYPATH": "src"})
+    check(session, backend)
+
+
+def check(session: nox.Session, backend: str, *options: str) -> None:
+    """``chanconv check`` of one backend against the oracle, into build/matrix/<backend>.json
+    for ``matrix_report``; a wrong result shows in the report, which then fails."""
+    report = Path("build") / "matrix" / f"{backend}.json"
+    report.unlink(missing_ok=True)  # a failed run must not leave an old report behind
+    session.run(
+        "python", "-m", "chanconv", "check", f"--backend={backend}", f"--json={report}",
+        *options, success_codes=[0, 1],
+        env={"TF_CPP_MIN_LOG_LEVEL": "2", **FLOAT64_ENV.get(backend, {})},
+    )  # fmt: skip
+
+
+@nox.session
+@nox.parametrize("backend", BACKENDS, ids=BACKENDS)
+def fuzz(session: nox.Session, backend: str) -> None:
+    """The differential fuzz campaign (chanconv.testing.test_fuzz) at a large budget:
+    ``CHANCONV_FUZZ_EXAMPLES`` examples per test (default 400), hypothesis's database in
+    build/hypothesis/<backend>, so a failure found once is replayed first on every run."""
+    install(session, backend, "test")
+    database = Path("build") / "hypothesis" / backend
+    env = {
+        "CHANCONV_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2",
+        "CHANCONV_FUZZ_EXAMPLES": os.environ.get("CHANCONV_FUZZ_EXAMPLES", "400"),
+        "CHANCONV_FUZZ_DB": str(database.resolve()),
+    }  # fmt: skip
+    session.run(
+        "pytest", "--pyargs", "chanconv.testing.test_fuzz", f"--backend={backend}",
+        "--hypothesis-show-statistics", "-p", "no:cacheprovider", *session.posargs, env=env,
+    )  # fmt: skip
 
 
 @nox.session
@@ -103,18 +142,13 @@ def docs(session: nox.Session) -> None:
 @nox.session
 @nox.parametrize("backend", BACKENDS, ids=BACKENDS)
 def matrix(session: nox.Session, backend: str) -> None:
-    """Conformance check of one backend against the oracle, into build/matrix/<backend>.json.
+    """Conformance check of one backend against the oracle, into build/matrix/<backend>.json
+    (the tests sessions run the same check; this one installs no test tools).
 
     Then ``matrix_report`` merges the reports. Options go to the check:
     ``nox -s matrix -- --cases 1000``."""
     install(session, backend)
-    report = Path("build") / "matrix" / f"{backend}.json"
-    report.unlink(missing_ok=True)  # a failed run must not leave an old report behind
-    session.run(
-        "python", "-m", "chanconv", "check", f"--backend={backend}", f"--json={report}",
-        *session.posargs, success_codes=[0, 1],
-        env={"TF_CPP_MIN_LOG_LEVEL": "2", **FLOAT64_ENV.get(backend, {})},
-    )  # fmt: skip
+    check(session, backend, *session.posargs)
     session.notify("matrix_report")  # failures show in the report, which then fails
 
 

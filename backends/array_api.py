@@ -2,7 +2,7 @@
 API standard), computed with that array's own namespace and the standard's names only.
 
 One adapter instance serves one namespace (``array_api_strict``, ``cupy``, ``jax.numpy``,
-...), made by :func:`chanconv.registry.backend_for` on the first array of that library it
+...), made by ``chanconv.registry.backend_for`` on the first array of that library it
 meets, or by name (``use_backend("array_api_strict")``) for nested lists. One instance per
 namespace keeps two libraries apart: a call mixing them is refused naming both, as for any
 two backends. A library with its own adapter (built-in or plugin) keeps it; this one is the

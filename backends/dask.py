@@ -5,7 +5,7 @@ Every result is a lazy Dask array: nothing is computed until the caller asks
 (``.compute()``, ``.persist()``, ``da.store``). The protocol's primitives (reshape, matmul,
 ...) are Dask's own, which serve the section's small operations, ``direct`` and ``im2col``
 and the backward pass. The convolution itself (``native``, which ``auto`` picks) is one
-blockwise graph (:func:`conv2d_graph`): every output block is computed by
+blockwise graph (``conv2d_graph``): every output block is computed by
 ``chanconv.conv2d`` on its input block, with the block's own array library (NumPy blocks on
 the NumPy backend) and that backend's own ``auto`` choice, so chunking never changes the
 algorithm, only where it runs.

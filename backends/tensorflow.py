@@ -9,10 +9,10 @@ from functools import cache
 from typing import Any
 
 from chanconv.adapter import Adapter
-from chanconv.algorithms import convolve
-from chanconv.geometry import conv_geometry
+from chanconv.geometry import ConvGeometry
 from chanconv.layers import LayerSpec
 from chanconv.protocol import Tensor
+from chanconv.workarounds import NativeLimit
 
 # As in d2l's tensorflow tab; note ``normal`` takes (shape, mean, stddev) here.
 TENSORFLOW_D2L_ALIASES = {
@@ -24,6 +24,42 @@ TENSORFLOW_D2L_ALIASES = {
     "abs": "abs", "eye": "eye", "reshape": "reshape", "reduce_sum": "reduce_sum",
     "argmax": "argmax", "astype": "cast", "transpose": "transpose",
 }  # fmt: skip
+
+
+def _dilated(g: ConvGeometry, dtype: str) -> bool:
+    return max(g.dilation) > 1
+
+
+def _onednn_one_wide(g: ConvGeometry, dtype: str) -> bool:
+    # After canonical_geometry an axis one output wide has stride 1, unless its one window
+    # lies wholly in the padding: that remainder of the bug is routed here.
+    return g.n > 1 and g.ci // g.groups == 1 and g.ow == 1 and g.stride[1] > 1
+
+
+#: TensorFlow's native kernel limits (docs/known-bugs.md), checked on this machine
+#: (AMD EPYC Zen 4, AVX-512) with TensorFlow 2.21.0.
+TENSORFLOW_NATIVE_LIMITS = (
+    NativeLimit(
+        key="tf-dilation",
+        framework="TensorFlow 2.16-2.21 (CPU)",
+        kind="refused",
+        condition="dilation > 1: the Eigen CPU kernels' Conv2DBackpropInput refuses dilation "
+                  "> 1 (no input gradient) when oneDNN is off",
+        instead="im2col",
+        applies=_dilated,
+    ),
+    NativeLimit(
+        key="tf-onednn-one-wide",
+        framework="TensorFlow 2.21 (oneDNN, x86 AVX-512)",
+        kind="wrong result",
+        condition="batch > 1, one input channel per group, output 1 wide and width stride "
+                  "> 1: tf.nn.conv2d on NHWC returns wrong values, NaN or uninitialised "
+                  "memory",
+        instead="the core's canonical geometry (stride 1 on an axis one output wide); "
+                "im2col where the one window lies wholly in the padding",
+        applies=_onednn_one_wide,
+    ),
+)  # fmt: skip
 
 
 class TensorflowBackend(Adapter):
@@ -86,18 +122,14 @@ class TensorflowBackend(Adapter):
     def shape(self, x: Tensor) -> tuple[int, ...]:
         return tuple(int(d) for d in x.shape.as_list())
 
+    def native_limits(self) -> Sequence[NativeLimit]:
+        return TENSORFLOW_NATIVE_LIMITS
+
     def conv2d_native(
         self, x: Tensor, k: Tensor, *, stride: tuple[int, int], padding: tuple[int, int],
         dilation: tuple[int, int], groups: int,
     ) -> Tensor:  # fmt: skip
         tf = self.fw
-        if max(dilation) > 1:
-            # TensorFlow's CPU kernels compute a dilated convolution forward but not its
-            # input gradient (Conv2DBackpropInput refuses dilation > 1), and refuse stride
-            # and dilation above 1 together: such cases go to the core's im2col instead.
-            g = conv_geometry(self.shape(x), self.shape(k), stride=stride, padding=padding,
-                              dilation=dilation, groups=groups)  # fmt: skip
-            return convolve(self, x, k, g, self.dtype_name(x), "im2col")
         (ph, pw), kernel = padding, self.permute_dims(k, (2, 3, 1, 0))  # HWIO
         pads = {"padding": "VALID"} if ph == pw == 0 else {
             "padding": "EXPLICIT", "explicit_paddings": [0, 0, ph, ph, pw, pw, 0, 0]}  # fmt: skip

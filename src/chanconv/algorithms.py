@@ -11,14 +11,22 @@ groups, bias and batches, by three algorithms written once against the protocol.
   [`chanconv.protocol.NativeConv2d`][chanconv.protocol.NativeConv2d].
 
 ``auto`` (see ``choose_algorithm``) picks one of them.
+
+Every algorithm runs the *canonical* geometry (``chanconv.geometry.canonical_geometry``):
+an axis whose output extent is 1 is cropped to its one window and run at stride 1. Where the
+adapter declares its framework's kernel wrong or missing for a geometry
+([`NativeConv2d.native_limits`][chanconv.protocol.NativeConv2d.native_limits]), ``auto`` does not
+choose ``native`` and an explicit ``native`` runs ``im2col`` instead: chanconv never returns a
+result it knows to be wrong (see Known framework bugs).
 """
 
 from __future__ import annotations
 
 from typing import cast
 
-from chanconv.geometry import ConvGeometry
+from chanconv.geometry import ConvGeometry, canonical_geometry
 from chanconv.protocol import ArrayBackend, NativeConv2d, PointwiseHint, Tensor, implements
+from chanconv.workarounds import NativeLimit
 
 ALGORITHMS = ("auto", "direct", "im2col", "native")
 ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
@@ -63,7 +71,28 @@ def has_native(backend: ArrayBackend) -> bool:
     return implements(backend, NativeConv2d)
 
 
-def choose_algorithm(backend: ArrayBackend, g: ConvGeometry) -> str:
+_limits: dict[tuple[type, ConvGeometry, str], NativeLimit | None] = {}
+
+
+def native_limit(backend: ArrayBackend, g: ConvGeometry, dtype: str) -> NativeLimit | None:
+    """The first of the backend's declared ``chanconv.workarounds.NativeLimit`` that
+    the canonical form of ``g`` in ``dtype`` meets, or None (also for a backend with no
+    native convolution). Remembered per adapter class, geometry and dtype."""
+    if not has_native(backend):
+        return None
+    key = (type(backend), g, dtype)
+    if key in _limits:
+        return _limits[key]
+    c = canonical_geometry(g)
+    limits = backend.native_limits()  # type: ignore[attr-defined]
+    found = next((limit for limit in limits if limit.applies(c, dtype)), None)
+    if len(_limits) >= 4096:
+        _limits.clear()
+    _limits[key] = found
+    return found
+
+
+def choose_algorithm(backend: ArrayBackend, g: ConvGeometry, dtype: str = "float32") -> str:
     """The ``auto`` rule. A 1x1 kernel with stride 1 and no padding is one matrix
     multiplication over channels, which im2col does without unfolding anything: chosen
     unless the adapter says its matmul is slower than its convolution
@@ -72,9 +101,10 @@ def choose_algorithm(backend: ArrayBackend, g: ConvGeometry) -> str:
     not). Otherwise the framework's own convolution where
     the backend has one (tuned kernels, and a fused gradient); otherwise im2col, whose
     tiles keep its memory bounded and whose large matmuls beat direct's kh*kw small ones
-    on every benchmark workload (docs/performance.md)."""
-    native = has_native(backend)
-    if g.pointwise and (not native or pointwise_matmul(backend)):
+    on every benchmark workload (docs/performance.md). Never ``native`` where the adapter
+    declares its kernel wrong or missing (``native_limit``)."""
+    native = has_native(backend) and native_limit(backend, g, dtype) is None
+    if canonical_geometry(g).pointwise and (not native or pointwise_matmul(backend)):
         return "im2col"
     return "native" if native else "im2col"
 
@@ -224,9 +254,15 @@ def convolve(
 ) -> Tensor:
     """(n, ci, h, w) * (co, ci/groups, kh, kw) -> (n, co, oh, ow) on already checked and
     converted tensors of one dtype, by an ``algorithm`` that ``check_algorithm`` has
-    accepted for this backend."""
+    accepted for this backend. An explicit ``native`` on a geometry the adapter declares
+    its kernel wrong or missing for runs ``im2col`` (``native_limit`` names the reason)."""
     if algorithm == "auto":
-        algorithm = choose_algorithm(backend, g)
+        algorithm = choose_algorithm(backend, g, dtype)
+    elif algorithm == "native" and native_limit(backend, g, dtype) is not None:
+        algorithm = "im2col"
+    c = canonical_geometry(g)
+    if c is not g:  # an output extent of 1: only its one window of X is read
+        x, g = x[:, :, : c.h, : c.w], c
     if algorithm == "native":
         padding = g.symmetric_padding
         if padding is None:  # asymmetric ("same" with an even extent): pad here

@@ -169,3 +169,41 @@ def _checked_geometry(
             "kernel must not be larger than the padded input"
         )
     return ConvGeometry(n, ci, h, w, co, kh, kw, (sh, sw), (dh, dw), pads, groups, oh, ow)
+
+
+def _one_window(size: int, kernel: int, dilation: int, before: int) -> tuple[int, int] | None:
+    """(input extent kept, padding after) for an axis whose output extent is 1, run at
+    stride 1; None when its one window lies wholly in the padding before the input (then
+    there is nothing to crop to)."""
+    span = dilation * (kernel - 1) + 1
+    if span <= before:
+        return None
+    keep = min(size, span - before)
+    return keep, span - before - keep
+
+
+@lru_cache(maxsize=1024)
+def canonical_geometry(g: ConvGeometry) -> ConvGeometry:
+    """``g`` with the stride of every axis whose output extent is 1 set to 1, the input
+    cropped to that one window and the padding after it adjusted: the same output, with
+    no stride a kernel could mishandle (TensorFlow 2.21's oneDNN kernel gives wrong values
+    on some strided convolutions one output wide: docs/known-bugs.md). Returns ``g`` itself
+    when nothing changes; the caller crops X to ``(h, w)`` of the result.
+
+    Examples:
+        >>> g = conv_geometry((2, 1, 7, 4), (2, 1, 3, 2), stride=(1, 3))
+        >>> c = canonical_geometry(g)
+        >>> c.stride, (c.h, c.w), c.output_shape == g.output_shape
+        ((1, 1), (7, 2), True)
+    """
+    (sh, sw), (dh, dw) = g.stride, g.dilation
+    pt, pb, pl, pr = g.pads
+    h, w = g.h, g.w
+    if g.oh == 1 and sh > 1 and (rows := _one_window(g.h, g.kh, dh, pt)) is not None:
+        (h, pb), sh = rows, 1
+    if g.ow == 1 and sw > 1 and (cols := _one_window(g.w, g.kw, dw, pl)) is not None:
+        (w, pr), sw = cols, 1
+    if (sh, sw) == g.stride:
+        return g
+    return ConvGeometry(g.n, g.ci, h, w, g.co, g.kh, g.kw, (sh, sw), g.dilation,
+                        (pt, pb, pl, pr), g.groups, g.oh, g.ow)  # fmt: skip

@@ -250,7 +250,7 @@ def conv2d(
             _plans.clear()
         casts = tuple(op.dtype != dtype for op in ops)
         # auto's choice depends on the backend and the geometry only: made once per plan.
-        chosen = choose_algorithm(backend, g) if algorithm == "auto" else algorithm
+        chosen = choose_algorithm(backend, g, dtype) if algorithm == "auto" else algorithm
         _plans[key] = (backend, g, dtype, unbatched, casts if any(casts) else (), chosen)
     return _run_conv2d(backend, g, dtype, unbatched, algorithm, tensors, kind_source(*ops))
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from chanconv.layers import LayerSpec
+    from chanconv.workarounds import NativeLimit
 
 #: A framework's own tensor type. The core never looks inside one.
 Tensor = Any
@@ -113,8 +114,9 @@ class NativeConv2d(Protocol):
     Takes x (n, ci, h, w) and k (co, ci/groups, kh, kw) in the backend's working kind and
     one dtype, symmetric zero padding (ph, pw), and returns (n, co, oh, ow), differentiable
     by the framework's autograd. It must give the right answer for every combination the
-    core accepts (the core checks arguments first); where the framework's own kernel
-    refuses a combination, the adapter works around it rather than raising.
+    core accepts (the core checks arguments first), except the combinations
+    ``native_limits`` declares: where the framework's own kernel is wrong or refuses,
+    the adapter says so there and the core never sends it those.
 
     An adapter with this extension may also implement
     [PointwiseHint][chanconv.protocol.PointwiseHint] when its framework's convolution
@@ -136,6 +138,15 @@ class NativeConv2d(Protocol):
         dilation: tuple[int, int],
         groups: int,
     ) -> Tensor: ...
+
+    def native_limits(self) -> Sequence[NativeLimit]:
+        """The geometries ``conv2d_native`` must not be given: where the framework's
+        kernel is known to compute a wrong result or to refuse, with the framework's
+        version and the condition (docs/known-bugs.md). Each ``applies`` sees the canonical
+        geometry (``chanconv.geometry.canonical_geometry``). The core then runs
+        ``im2col`` instead, for ``auto`` and for an explicit ``native`` alike, so
+        ``conv2d_native`` never needs to call back into the core. ``()`` when none."""
+        ...
 
 
 @runtime_checkable

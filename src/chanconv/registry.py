@@ -7,7 +7,7 @@ Precedence, highest first: the framework of the tensors passed to an op (see
 
 Arrays of a library with no adapter of its own but with ``__array_namespace__`` (the Python
 Array API standard) get the generic adapter (``chanconv.backends.array_api``), one instance
-per namespace, added to :func:`adapters` on first sight or first use of its name.
+per namespace, added to ``adapters`` on first sight or first use of its name.
 """
 
 from __future__ import annotations

@@ -13,6 +13,13 @@ An output element passes when ``|result - oracle| <= RTOL[dtype] * scale + ATOL[
 dtype's rounding per term. The check reports the worst ratio of error to that tolerance
 (pass: at most 1) and the worst absolute error.
 
+``--thorough`` adds the *edge grid* (``edge_cases``): every combination of the
+geometries where framework kernels have gone wrong (an output extent of 1, a stride larger
+than the input, a kernel as large as the padded input, batch 1 and > 1, one channel per
+group, several groups, dilation with stride, asymmetric "same"), so a user on a new CPU
+learns in a minute which (backend, algorithm, geometry) is wrong there. The report lists,
+per backend, the framework-kernel workarounds its adapter declares (docs/known-bugs.md).
+
 ``--json FILE`` writes the results per operation and dtype, and the outputs themselves for a
 fixed set of *shared inputs* (the same on every backend, whatever ``--cases`` and ``--seed``
 say), from which ``chanconv.tools.matrix`` computes the largest difference between backends.
@@ -20,6 +27,7 @@ say), from which ``chanconv.tools.matrix`` computes the largest difference betwe
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -189,6 +197,44 @@ def make_cases(count: int = DEFAULT_CASES, seed: int = DEFAULT_SEED) -> list[Cas
     return cases
 
 
+EDGE_BATCHES = (1, 3)
+#: (input channels, groups): one channel, two channels, one channel per group of three.
+EDGE_CHANNELS = ((1, 1), (2, 1), (3, 3))
+EDGE_SIZES = ((1, 4), (7, 4))
+EDGE_KERNELS = ((1, 1), (3, 2))
+EDGE_STRIDES: tuple[int | tuple[int, int], ...] = (1, (1, 3), (3, 1), (5, 5))
+EDGE_PADDINGS: tuple[int | str, ...] = (0, 1, "same")
+EDGE_DILATIONS: tuple[int | tuple[int, int], ...] = (1, (2, 1))
+
+
+def edge_cases() -> list[Case]:
+    """The ``--thorough`` grid: every valid combination of the EDGE_* settings, two output
+    channels per group, seeded values. It holds the TensorFlow 2.21 oneDNN case of
+    docs/known-bugs.md (batch 3, one channel, output 1 wide, width stride 3)."""
+    cases: list[Case] = []
+    grid = itertools.product(EDGE_BATCHES, EDGE_CHANNELS, EDGE_SIZES, EDGE_KERNELS,
+                             EDGE_STRIDES, EDGE_PADDINGS, EDGE_DILATIONS)  # fmt: skip
+    for n, (ci, groups), (h, w), (kh, kw), stride, padding, dilation in grid:
+        top, bottom, left, right = oracle.padding_amounts(h, w, kh, kw, stride, padding,
+                                                          dilation)  # fmt: skip
+        dh, dw = (dilation, dilation) if isinstance(dilation, int) else dilation
+        if h + top + bottom <= (kh - 1) * dh or w + left + right <= (kw - 1) * dw:
+            continue  # the kernel does not fit
+        rng = random.Random(f"chanconv-edge:{len(cases)}")
+        x, k = _values(rng, (n, ci, h, w)), _values(rng, (2 * groups, ci // groups, kh, kw))
+        cases.append(Case("conv2d", f"edge{len(cases)}", x, k, _values(rng, (2 * groups,)),
+                          stride, padding, dilation, groups))  # fmt: skip
+    return cases
+
+
+def workarounds(adapter: ArrayBackend) -> list[str]:
+    """The framework-kernel limits the adapter declares, each with what chanconv does
+    instead (``chanconv.protocol.NativeConv2d.native_limits``)."""
+    if not has_native(adapter):
+        return []
+    return [limit.describe() for limit in adapter.native_limits()]  # type: ignore[attr-defined]
+
+
 def algorithms(adapter: ArrayBackend) -> tuple[str, ...]:
     """conv2d's algorithms on this backend: ``im2col-tiled`` is im2col with a limit so small
     that it runs its tiled code."""
@@ -288,6 +334,8 @@ class BackendResult:
     tallies: dict[str, dict[str, Tally]] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     failed: int = 0
+    #: The declared framework-kernel workarounds (docs/known-bugs.md).
+    workarounds: list[str] = field(default_factory=list)
 
     def tally(self, operation: str, dtype: str) -> Tally:
         return self.tallies.setdefault(operation, {}).setdefault(dtype, Tally())
@@ -317,7 +365,7 @@ class BackendResult:
             "origin": self.origin, "distribution": self.distribution, "install": self.install,
             "status": self.status,
             "error": self.error, "seconds": round(self.seconds, 3), "cases": self.cases,
-            "checks": self.checks, "failed": self.failed,
+            "checks": self.checks, "failed": self.failed, "workarounds": self.workarounds,
             "worst_ratio": _finite(self.worst_ratio),
             "worst_abs_error": _finite(self.worst_abs_error),
             "results": {op: {dt: t.to_json() for dt, t in per.items()}
@@ -415,6 +463,7 @@ def check_backend(
     algos = algorithms(adapter)
     try:
         result.version = adapter.version()
+        result.workarounds = workarounds(adapter)
         result.error = _ownership_error(adapter)
     except Exception as err:  # the framework's import failed: report it, check the rest
         result.error = f"{type(err).__name__}: {err}"
@@ -480,17 +529,17 @@ def missing_result(adapter: ArrayBackend) -> BackendResult:
 
 def run_checks(
     names: Iterable[str] | None = None, *, cases: int = DEFAULT_CASES, seed: int = DEFAULT_SEED,
-    stream: TextIO | None = None,
+    stream: TextIO | None = None, thorough: bool = False,
 ) -> list[BackendResult]:  # fmt: skip
     """Check the named backends (each must be installed), or every known backend: the
-    installed ones are checked, the others reported as missing. Progress goes to
-    ``stream`` (stderr)."""
+    installed ones are checked, the others reported as missing. ``thorough`` adds the
+    edge grid (``edge_cases``). Progress goes to ``stream`` (stderr)."""
     if names is None:
         chosen = list(adapters().values())
     else:
         chosen = [get_adapter(name) for name in names]  # ImportError names the extra
     installed = [a for a in chosen if is_installed(a)]
-    all_cases = make_cases(cases, seed)
+    all_cases = make_cases(cases, seed) + (edge_cases() if thorough else [])
     total = sum(len(DTYPES) * len(_variants(c, algorithms(a))) for a in installed
                 for c in all_cases)  # fmt: skip
     progress = Progress(total, stream)
@@ -526,6 +575,11 @@ def format_results(results: Sequence[BackendResult]) -> str:
                        for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
              for row in rows]  # fmt: skip
     lines.insert(1, "  ".join("-" * w for w in widths))
+    active = [f"{r.name}: workaround {w}" for r in results if r.status not in ("missing", "error")
+              for w in r.workarounds]  # fmt: skip
+    if active:
+        lines += ["", "framework kernel workarounds active (docs/known-bugs.md):",
+                  *(f"  {a}" for a in active)]  # fmt: skip
     notes = [f"{r.name}: {r.error}" for r in results if r.error]
     if notes:
         lines += ["", *notes]
@@ -559,13 +613,14 @@ def to_json(results: Sequence[BackendResult], *, cases: int, seed: int) -> dict[
 def run(
     backend: str | None = None, *, cases: int = DEFAULT_CASES, seed: int = DEFAULT_SEED,
     json_path: str | None = None, out: TextIO | None = None, err: TextIO | None = None,
+    thorough: bool = False,
 ) -> int:  # fmt: skip
     """The ``check`` command: 0 when every checked backend passes, 1 otherwise."""
     if cases < 0:
         raise ValueError(f"--cases must not be negative, got {cases}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     results = run_checks(None if backend is None else [backend], cases=cases, seed=seed,
-                         stream=err)  # fmt: skip
+                         stream=err, thorough=thorough)  # fmt: skip
     print(format_results(results), file=out or sys.stdout)
     if json_path is not None:
         path = Path(json_path)

@@ -165,6 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_parser.add_argument("--cases", type=int, default=300, help="random cases (300)")
     check_parser.add_argument("--seed", type=int, default=0, help="seed of the random cases")
     check_parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    check_parser.add_argument(
+        "--thorough", action="store_true", help="add the edge grid: where kernels go wrong"
+    )
     bench_report_parser = commands.add_parser(
         "bench-report", help="merge bench JSON reports into FOLDER/summary.md and summary.png"
     )
@@ -198,7 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             from chanconv.tools.check import run as run_check
 
-            return run_check(args.backend, cases=args.cases, seed=args.seed, json_path=args.json)
+            return run_check(args.backend, cases=args.cases, seed=args.seed, json_path=args.json,
+                             thorough=args.thorough)  # fmt: skip
         if args.command == "bench-report":
             from pathlib import Path
 

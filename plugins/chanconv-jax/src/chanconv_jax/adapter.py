@@ -40,7 +40,7 @@ JAX_D2L_ALIASES = {
 class JaxBackend:
     """chanconv's protocol for ``jax.Array``. Written without chanconv's ``Adapter`` base
     class, to show what a third-party adapter has to provide: the compute primitives
-    (:class:`chanconv.protocol.ArrayBackend`) and the optional extensions it declares by
+    (``chanconv.protocol.ArrayBackend``) and the optional extensions it declares by
     implementing them: ``conv2d_native`` (NativeConv2d), ``conv2d_layer`` (NativeLayers),
     ``d2l_aliases`` (D2lAliases), ``devices`` (DeviceList), ``compile`` and ``wait``
     (Compiler, for the benchmarks), ``conformance_helpers`` (ConformanceHelpers)."""

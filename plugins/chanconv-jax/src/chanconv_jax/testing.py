@@ -16,7 +16,7 @@ from chanconv.protocol import Tensor
 
 
 class JaxHelpers:
-    """:class:`chanconv.protocol.FrameworkHelpers` for JAX.
+    """``chanconv.protocol.FrameworkHelpers`` for JAX.
 
     Made once at the start of a conformance session. The suite tests float64, which JAX
     computes only in its 64-bit mode, so this turns that mode on, as a user who wants
