@@ -15,6 +15,7 @@ groups, bias and batches, by three algorithms written once against the protocol.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -225,7 +226,7 @@ def scratch(backend: InPlaceBackend, slot: str, size: int, dtype: str) -> Tensor
     seen, which :func:`im2col_tiles` bounds, so the bound on extra memory holds."""
     cache: dict[tuple[type, str, str], Tensor] = _buffers.__dict__.setdefault("cache", {})
     key = (type(backend), slot, dtype)
-    buffer = cache.get(key)
+    buffer: Tensor = cache.get(key)
     held = 0 if buffer is None else backend.shape(buffer)[0]
     # Also reallocated when a lowered im2col limit leaves it larger than the limit allows.
     if held < size or held * ITEMSIZE[dtype] > max(size * ITEMSIZE[dtype], _im2col_limit):
@@ -252,7 +253,7 @@ def in_parallel(channels: int, nbytes: int, work: Callable[[int, int], None]) ->
     if _pool is None:
         _pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="chanconv-unfold")
     bounds = [channels * p // parts for p in range(parts + 1)]
-    futures = [_pool.submit(work, c0, c1) for c0, c1 in zip(bounds, bounds[1:])]
+    futures = [_pool.submit(work, c0, c1) for c0, c1 in itertools.pairwise(bounds)]
     for future in futures:
         future.result()
 
@@ -402,7 +403,7 @@ def convolve(
         padding = g.symmetric_padding
         if padding is None:  # asymmetric ("same" with an even extent): pad here
             x, padding = pad_input(backend, x, g, dtype), (0, 0)
-        return backend.conv2d_native(
+        return backend.conv2d_native(  # type: ignore[attr-defined]
             x, k, stride=g.stride, padding=padding, dilation=g.dilation, groups=g.groups
         )
     if algorithm == "direct":

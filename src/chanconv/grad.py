@@ -50,14 +50,13 @@ def _vjp_inplace(
         nb, tr = b1 - b0, r1 - r0
         m = nb * tr * g.ow
         # dY's tile channels-first, (G, cog, nb*tr*ow): one copy, as the matmuls need.
-        dyt = backend.reshape(
-            backend.permute_dims(dy[b0:b1, :, r0:r1], (1, 0, 2, 3)), (G, cog, m)
-        )
+        dyt = backend.reshape(backend.permute_dims(dy[b0:b1, :, r0:r1], (1, 0, 2, 3)), (G, cog, m))
         size = g.ci * g.kh * g.kw * m
         flat = scratch(backend, "columns", size, dtype)
         cols = backend.reshape(flat, (g.ci, g.kh, g.kw, nb, tr, g.ow))
         unfold_into(backend, x, g, tile, cols, dtype)
-        dk_tile = backend.matmul(dyt, backend.permute_dims(backend.reshape(flat, (G, K, m)), (0, 2, 1)))
+        columns_t = backend.permute_dims(backend.reshape(flat, (G, K, m)), (0, 2, 1))
+        dk_tile = backend.matmul(dyt, columns_t)
         backend.write(dk2, dk_tile, accumulate=True)
         # The column gradient reuses the column buffer: the columns are no longer needed.
         backend.matmul_into(k2t, dyt, backend.reshape(flat, (G, K, m)))

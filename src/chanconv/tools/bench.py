@@ -434,8 +434,9 @@ def run_benchmarks(
             say(f"  {w.name:<22} {method:<14} {seconds * 1e3:10.3f} ms")
         if training and references:
             dy = _random(backend, _output_shape(w), rng)
-            trains = {m: partial(_run_synced, backend, c)
-                      for m, c in training_calls(backend, w, x, k, dy)}  # fmt: skip
+            trains: dict[str, Callable[[], object]] = {
+                m: partial(_run_synced, backend, c) for m, c in training_calls(backend, w, x, k, dy)
+            }
             reference = next(iter(trains))
             if backend.name == "numpy":  # torch apart, as above
                 best = _best_times({reference: trains.pop(reference)}, budget, max_repeats)
@@ -585,8 +586,8 @@ def summary_markdown(reports: list[Report]) -> str:
               for r in reports]  # fmt: skip
     for r in reports:
         reference = "torch's F.conv2d" if r.backend == "numpy" else "its own conv"
-        methods = [m for m in ("auto", "im2col", "direct", "native")
-                   if any(x.method == m and x.mode == "forward" for x in r.measurements)]  # fmt: skip
+        forward = {m.method for m in r.measurements if m.mode == "forward"}
+        methods = [m for m in ("auto", "im2col", "direct", "native") if m in forward]
         training = any(m.mode == "training" for m in r.measurements)
         head = [f"{m} fwd" for m in methods] + ["auto fwd, of SGEMM peak"]
         head += ["auto fwd+bwd", "auto fwd+bwd, of SGEMM peak"] if training else []
