@@ -15,11 +15,8 @@ groups, bias and batches, by three algorithms written once against the protocol.
 
 from __future__ import annotations
 
-import itertools
-import os
 import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from typing import Protocol, cast
 
 from chanconv.geometry import ConvGeometry
@@ -235,29 +232,6 @@ def scratch(backend: InPlaceBackend, slot: str, size: int, dtype: str) -> Tensor
     return buffer[:size]
 
 
-_pool: ThreadPoolExecutor | None = None
-_WORKERS = min(4, os.cpu_count() or 1)
-#: Below this many bytes per tile, one thread unfolds faster than handing work to others.
-PARALLEL_BYTES = 2**20
-
-
-def in_parallel(channels: int, nbytes: int, work: Callable[[int, int], None]) -> None:
-    """``work(c0, c1)`` over slices of the input channels, on every core when the tile is
-    large: unfolding is memory copies that NumPy runs without the interpreter lock, and a
-    single thread leaves the other cores idle between two matmuls."""
-    global _pool
-    parts = min(_WORKERS, channels) if nbytes >= PARALLEL_BYTES else 1
-    if parts <= 1:
-        work(0, channels)
-        return
-    if _pool is None:
-        _pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="chanconv-unfold")
-    bounds = [channels * p // parts for p in range(parts + 1)]
-    futures = [_pool.submit(work, c0, c1) for c0, c1 in itertools.pairwise(bounds)]
-    for future in futures:
-        future.result()
-
-
 def valid_span(start: int, stop: int, offset: int, step: int, size: int) -> tuple[int, int]:
     """The outputs [a, b) within [start, stop) whose input index ``o * step + offset``
     falls inside [0, size); the others meet padding."""
@@ -320,8 +294,11 @@ def unfold_into(
             src = source_window(x, g, i, j, tile, (ra, rb), (ca, cb), (c0, c1))
             backend.write(dst[:, :, ra:rb, ca:cb], backend.permute_dims(src, (1, 0, 2, 3)))
 
-    nbytes = g.ci * g.kh * g.kw * (tile[1] - tile[0]) * tr * g.ow * ITEMSIZE[dtype]
-    in_parallel(g.ci, nbytes, work)
+    # One thread. A thread pool over channel slices was measured slower (the d2l layer on
+    # NumPy, one run on a loaded 2-core machine: 50 s with two threads, 21 s with one):
+    # BLAS's worker threads keep spinning on both cores for a while after each matmul, and
+    # unfolding threads between two matmuls compete with them.
+    work(0, g.ci)
 
 
 def _im2col_inplace(

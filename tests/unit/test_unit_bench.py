@@ -45,18 +45,22 @@ def test_quick_run_times_every_method_on_every_workload(installed_builtin, tmp_p
     summary = merged[0].read_text()
     assert f"| {report.backend} | {report.framework_version} |" in summary
     assert f"SGEMM peak: {report.sgemm_gflops:.1f} GFLOP/s" in summary
-    training = installed_builtin.name != "numpy"  # numpy's reference is torch's
+    # Training is timed wherever there is a reference: NumPy's is torch's, when installed.
+    training = any(m.mode == "training" for m in report.measurements)
+    assert training or installed_builtin.name == "numpy"
     for w in bench.QUICK_WORKLOADS:
         row = next(line for line in summary.splitlines() if line.startswith(f"| {w.name} |"))
         cells = [c.strip() for c in row.strip("|").split("|")[1:]]
         # each method's ratio, auto's fraction of the peak; then auto's training pair
         assert len(cells) == len(expected) + 1 + (2 if training else 0)
         assert cells[len(expected)].endswith("%")
-        if training:  # every ratio was measured, the training pass too
-            assert all(float(c) > 0 for c in cells[: len(expected)] + cells[-2:-1])
+        if training:  # every ratio was measured, the training pass too (a very slow
+            # method on a busy machine may round to 0.00)
+            assert all(float(c) >= 0 for c in cells[: len(expected)] + cells[-2:-1])
             trained = {m.method for m in report.measurements
                        if m.workload == w.name and m.mode == "training"}  # fmt: skip
-            assert trained == {"framework-call", "auto"}
+            reference = "torch-call" if installed_builtin.name == "numpy" else "framework-call"
+            assert trained == {reference, "auto"}
     assert bench.load_report(paths[0]) == report
     table = bench.format_table(report)
     assert "| auto | training |" in table or not training
