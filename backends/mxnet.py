@@ -4,9 +4,11 @@ the caller's kind; the conversion shares memory and ``mxnet.autograd`` sees thro
 
 from __future__ import annotations
 
+import importlib
+import math
 import random
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 from chanconv.adapter import Adapter
@@ -45,7 +47,31 @@ class MxnetBackend(Adapter):
         return x.astype(dtype)
 
     def reshape(self, x: Tensor, shape: tuple[int, ...]) -> Tensor:
-        return self.fw.np.reshape(x, shape)
+        if type(x) is not self._np_ndarray or 0 in shape or -1 in shape:
+            return self.fw.np.reshape(x, shape)  # symbols, MXNet's special values
+        if math.prod(shape) != x.size:
+            raise ValueError(f"cannot reshape an array of shape {x.shape} into {shape}")
+        # MXNet's C reshape: a view, recorded for autograd like the operator, in one C call
+        # instead of an operator invocation (about 4 us against 35 us here, per call, and
+        # the section's example makes three).
+        base, ctypes = self._mx_base, self._ctypes
+        handle = base.NDArrayHandle()
+        base.check_call(base._LIB.MXNDArrayReshape64(
+            x.handle, len(shape), base.c_array(ctypes.c_int64, shape), False,
+            ctypes.byref(handle)))  # fmt: skip
+        return self._np_ndarray(handle=handle, writable=x.writable)
+
+    @cached_property
+    def _np_ndarray(self) -> Any:
+        return self.fw.np.ndarray
+
+    @cached_property
+    def _mx_base(self) -> Any:
+        return importlib.import_module("mxnet.base")
+
+    @cached_property
+    def _ctypes(self) -> Any:
+        return importlib.import_module("ctypes")
 
     def permute_dims(self, x: Tensor, axes: tuple[int, ...]) -> Tensor:
         return self.fw.np.transpose(x, axes)
@@ -78,14 +104,22 @@ class MxnetBackend(Adapter):
         dilation: tuple[int, int], groups: int,
     ) -> Tensor:  # fmt: skip
         co, _, kh, kw = k.shape
-        half = x.dtype == self.fw.np.float16
+        half = x.dtype == self._float16
         if half:  # MXNet's CPU convolution has no float16 kernel either
             x, k = x.astype("float32"), k.astype("float32")
-        y = self.fw.npx.convolution(
+        y = self._convolution(
             x, k, None, kernel=(kh, kw), stride=stride, dilate=dilation, pad=padding,
             num_filter=co, num_group=groups, no_bias=True, layout="NCHW",
         )  # fmt: skip
         return y.astype("float16") if half else y
+
+    @cached_property
+    def _float16(self) -> Any:
+        return self.fw.np.float16
+
+    @cached_property
+    def _convolution(self) -> Any:
+        return self.fw.npx.convolution
 
     def conv2d_layer(self, spec: LayerSpec, rng: random.Random) -> Any:
         return _layer_class(self.fw)(spec, rng)

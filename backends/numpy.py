@@ -56,5 +56,18 @@ class NumpyBackend(Adapter):
     def to_numpy(self, x: Tensor) -> Any:
         return self.fw.array(x)
 
+    # InPlaceWrites: NumPy releases the interpreter lock in its copies and its matmul.
+    def empty(self, shape: tuple[int, ...], dtype: str) -> Tensor:
+        return self.fw.empty(shape, dtype=dtype)
+
+    def write(self, dst: Tensor, src: Tensor | float, *, accumulate: bool = False) -> None:
+        if accumulate:
+            dst += src
+        else:
+            dst[...] = src
+
+    def matmul_into(self, x1: Tensor, x2: Tensor, out: Tensor) -> None:
+        self.fw.matmul(x1, x2, out=out)
+
     def devices(self) -> list[str]:
         return ["cpu"]

@@ -22,10 +22,19 @@ result it knows to be wrong (see Known framework bugs).
 
 from __future__ import annotations
 
-from typing import cast
+import threading
+from collections.abc import Iterator
+from typing import Protocol, cast
 
 from chanconv.geometry import ConvGeometry, canonical_geometry
-from chanconv.protocol import ArrayBackend, NativeConv2d, PointwiseHint, Tensor, implements
+from chanconv.protocol import (
+    ArrayBackend,
+    InPlaceWrites,
+    NativeConv2d,
+    PointwiseHint,
+    Tensor,
+    implements,
+)
 from chanconv.workarounds import NativeLimit
 
 ALGORITHMS = ("auto", "direct", "im2col", "native")
@@ -90,6 +99,15 @@ def native_limit(backend: ArrayBackend, g: ConvGeometry, dtype: str) -> NativeLi
         _limits.clear()
     _limits[key] = found
     return found
+
+
+class InPlaceBackend(ArrayBackend, InPlaceWrites, Protocol):
+    """An adapter with the ``InPlaceWrites`` extension."""
+
+
+def has_inplace(backend: ArrayBackend) -> bool:
+    """Whether the backend implements ``InPlaceWrites`` (a cached check)."""
+    return implements(backend, InPlaceWrites)
 
 
 def choose_algorithm(backend: ArrayBackend, g: ConvGeometry, dtype: str = "float32") -> str:
@@ -206,9 +224,140 @@ def _im2col_tile(
     return backend.reshape(backend.matmul(k2, columns), (g.co, n, tr, g.ow))
 
 
+#: A tile of the unfolded matrix: images [b0, b1) and output rows [r0, r1).
+Tile = tuple[int, int, int, int]
+
+
+def im2col_tiles(g: ConvGeometry, dtype: str) -> list[Tile]:
+    """The tiles im2col works in: all images at once, else whole images, else strips of
+    output rows of one image, each unfolding to at most ``min(limit, CACHE_TILE_BYTES)``."""
+    row_bytes = g.ci * g.kh * g.kw * g.ow * ITEMSIZE[dtype]  # one output row of one image
+    budget = min(_im2col_limit, CACHE_TILE_BYTES)
+    if g.n * g.oh * row_bytes <= budget:
+        return [(0, g.n, 0, g.oh)]
+    if g.oh * row_bytes <= budget:
+        per_tile = budget // (g.oh * row_bytes)
+        return [(b0, min(b0 + per_tile, g.n), 0, g.oh) for b0 in range(0, g.n, per_tile)]
+    per_strip = max(1, budget // row_bytes)
+    return [(b, b + 1, r0, min(r0 + per_strip, g.oh))
+            for b in range(g.n) for r0 in range(0, g.oh, per_strip)]  # fmt: skip
+
+
+_buffers = threading.local()
+
+
+def scratch(backend: InPlaceBackend, slot: str, size: int, dtype: str) -> Tensor:
+    """A flat buffer of at least ``size`` elements, kept per thread, adapter class, slot and
+    dtype and reused by every later call: a fresh buffer of megabytes costs a page fault
+    per 4 KiB on first touch, as much as the unfolding itself. It grows to the largest tile
+    seen, which ``im2col_tiles`` bounds, so the bound on extra memory holds."""
+    cache: dict[tuple[type, str, str], Tensor] = _buffers.__dict__.setdefault("cache", {})
+    key = (type(backend), slot, dtype)
+    buffer: Tensor = cache.get(key)
+    held = 0 if buffer is None else backend.shape(buffer)[0]
+    # Also reallocated when a lowered im2col limit leaves it larger than the limit allows.
+    if held < size or held * ITEMSIZE[dtype] > max(size * ITEMSIZE[dtype], _im2col_limit):
+        cache.pop(key, None)  # the old one is freed before the larger is allocated
+        buffer = cache[key] = backend.empty((size,), dtype)
+    return buffer[:size]
+
+
+def valid_span(start: int, stop: int, offset: int, step: int, size: int) -> tuple[int, int]:
+    """The outputs [a, b) within [start, stop) whose input index ``o * step + offset``
+    falls inside [0, size); the others meet padding."""
+    a = max(start, -(offset // step) if offset < 0 else 0)  # ceil(-offset / step)
+    b = min(stop, (size - 1 - offset) // step + 1) if size - 1 - offset >= 0 else start
+    return a, max(a, b)
+
+
+def window_spans(
+    g: ConvGeometry, tile: Tile
+) -> Iterator[tuple[int, int, tuple[int, int], tuple[int, int]]]:
+    """For each kernel offset (i, j) of a tile, its valid output rows and columns (each
+    [a, b), rows relative to the tile)."""
+    _, _, r0, r1 = tile
+    (sh, sw), (dh, dw) = g.stride, g.dilation
+    pt, _, pl, _ = g.pads
+    for i in range(g.kh):
+        ra, rb = valid_span(r0, r1, i * dh - pt, sh, g.h)
+        for j in range(g.kw):
+            ca, cb = valid_span(0, g.ow, j * dw - pl, sw, g.w)
+            yield i, j, (ra - r0, rb - r0), (ca, cb)
+
+
+def source_window(
+    x: Tensor, g: ConvGeometry, i: int, j: int, tile: Tile, rows: tuple[int, int],
+    cols: tuple[int, int], c: tuple[int, int],
+) -> Tensor:  # fmt: skip
+    """The unpadded input pixels (nb, channels, rows, cols) that offset (i, j) meets in the
+    valid part of a tile."""
+    b0, b1, r0, _ = tile
+    (sh, sw), (dh, dw) = g.stride, g.dilation
+    pt, _, pl, _ = g.pads
+    y0, x0 = (r0 + rows[0]) * sh + i * dh - pt, cols[0] * sw + j * dw - pl
+    y1, x1 = y0 + (rows[1] - rows[0] - 1) * sh + 1, x0 + (cols[1] - cols[0] - 1) * sw + 1
+    return x[b0:b1, c[0] : c[1], y0:y1:sh, x0:x1:sw]
+
+
+def unfold_into(
+    backend: InPlaceBackend, x: Tensor, g: ConvGeometry, tile: Tile, cols: Tensor, dtype: str
+) -> None:
+    """Every window of a tile written into ``cols`` (ci, kh, kw, nb, tr, ow) from the
+    unpadded input, the part that meets padding set to zero."""
+    spans = list(window_spans(g, tile))
+    tr = tile[3] - tile[2]
+
+    def work(c0: int, c1: int) -> None:
+        for i, j, (ra, rb), (ca, cb) in spans:
+            dst = cols[c0:c1, i, j]  # (c, nb, tr, ow)
+            if ra >= rb or ca >= cb:
+                backend.write(dst, 0.0)
+                continue
+            if ra > 0:
+                backend.write(dst[:, :, :ra], 0.0)
+            if rb < tr:
+                backend.write(dst[:, :, rb:], 0.0)
+            if ca > 0:
+                backend.write(dst[:, :, ra:rb, :ca], 0.0)
+            if cb < g.ow:
+                backend.write(dst[:, :, ra:rb, cb:], 0.0)
+            src = source_window(x, g, i, j, tile, (ra, rb), (ca, cb), (c0, c1))
+            backend.write(dst[:, :, ra:rb, ca:cb], backend.permute_dims(src, (1, 0, 2, 3)))
+
+    # One thread. A thread pool over channel slices was measured slower (the d2l layer on
+    # NumPy, one run on a loaded 2-core machine: 50 s with two threads, 21 s with one):
+    # BLAS's worker threads keep spinning on both cores for a while after each matmul, and
+    # unfolding threads between two matmuls compete with them.
+    work(0, g.ci)
+
+
+def _im2col_inplace(
+    backend: InPlaceBackend, x: Tensor, k: Tensor, g: ConvGeometry, dtype: str
+) -> Tensor:
+    """im2col with no padded copy and no joins: each tile unfolds into one reused buffer
+    and multiplies straight into its slice of the (co, n, oh, ow) output."""
+    G, K = g.groups, (g.ci // g.groups) * g.kh * g.kw
+    k2 = backend.reshape(k, (G, g.co // G, K))
+    y = backend.empty((g.co, g.n, g.oh, g.ow), dtype)
+    for tile in im2col_tiles(g, dtype):
+        b0, b1, r0, r1 = tile
+        nb, tr = b1 - b0, r1 - r0
+        size = g.ci * g.kh * g.kw * nb * tr * g.ow
+        flat = scratch(backend, "columns", size, dtype)
+        cols = backend.reshape(flat, (g.ci, g.kh, g.kw, nb, tr, g.ow))
+        unfold_into(backend, x, g, tile, cols, dtype)
+        # y[:, b0:b1, r0:r1] is one contiguous run per output channel (whole images, or
+        # rows of one image), so this reshape is a view and the matmul writes into y.
+        out = backend.reshape(y[:, b0:b1, r0:r1], (G, g.co // G, nb * tr * g.ow))
+        backend.matmul_into(k2, backend.reshape(flat, (G, K, nb * tr * g.ow)), out)
+    return backend.permute_dims(y, (1, 0, 2, 3))
+
+
 def _im2col(backend: ArrayBackend, x: Tensor, k: Tensor, g: ConvGeometry, dtype: str) -> Tensor:
     if g.pointwise:
         return _pointwise(backend, x, k, g)
+    if has_inplace(backend):
+        return _im2col_inplace(cast(InPlaceBackend, backend), x, k, g, dtype)
     G, xc = g.groups, _channels_first(backend, pad_input(backend, x, g, dtype))
     k2 = backend.reshape(k, (G, g.co // G, (g.ci // G) * g.kh * g.kw))
     row_bytes = g.ci * g.kh * g.kw * g.ow * ITEMSIZE[dtype]  # one output row of one image

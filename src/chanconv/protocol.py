@@ -319,3 +319,39 @@ def implements(adapter: object, extension: type) -> bool:
     if found is None:
         found = _implemented[key] = isinstance(adapter, extension)
     return found
+
+
+@runtime_checkable
+class InPlaceWrites(Protocol):
+    """Optional extension: writing into preallocated tensors, for frameworks whose tensors
+    are plain mutable buffers and whose result needs no autograd graph (NumPy).
+
+    With it, ``im2col`` unfolds every window straight from the unpadded input into one
+    reused, zero-bordered column buffer and multiplies into slices of one preallocated
+    output, and ``conv2d_vjp`` folds the column gradients back by in-place accumulation:
+    no padded copy, no tile joins, no fresh pages per call. Adapters without it (the
+    frameworks whose autograd records every operation) run the same algorithms by
+    ``stack``, ``concat`` and ``+``, which their autograd differentiates.
+
+    ``dst`` is always a view obtained from a tensor this extension allocated, by basic
+    slicing, ``reshape`` to a shape the view's strides allow, or ``permute_dims``; writes
+    through it must land in that tensor. The three methods may be called from several
+    threads at once on disjoint views, and should release the interpreter lock.
+
+    Examples:
+        >>> import chanconv
+        >>> isinstance(chanconv.get_adapter("numpy"), InPlaceWrites)
+        True
+    """
+
+    def empty(self, shape: tuple[int, ...], dtype: str) -> Tensor:
+        """An uninitialized tensor (its contents are written before they are read)."""
+        ...
+
+    def write(self, dst: Tensor, src: Tensor | float, *, accumulate: bool = False) -> None:
+        """``dst[...] = src`` (a tensor of dst's shape, or a scalar), or ``dst += src``."""
+        ...
+
+    def matmul_into(self, x1: Tensor, x2: Tensor, out: Tensor) -> None:
+        """``out[...] = matmul(x1, x2)``, with no temporary of out's size."""
+        ...

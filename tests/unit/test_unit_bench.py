@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 import chanconv
 from chanconv.algorithms import has_native
@@ -21,7 +22,8 @@ def test_quick_run_times_every_method_on_every_workload(installed_builtin, tmp_p
     assert report.im2col_limit_bytes == chanconv.im2col_limit()
     expected = {"auto", "direct", "im2col"} | ({"native"} if has_native(adapter) else set())
     for w in bench.QUICK_WORKLOADS:
-        rows = {m.method: m for m in report.measurements if m.workload == w.name}
+        rows = {m.method: m for m in report.measurements
+                if m.workload == w.name and m.mode == "forward"}  # fmt: skip
         assert expected <= set(rows), (w.name, sorted(rows))
         assert ("d2l-loops" in rows) == w.loop_baseline
         if installed_builtin.name != "numpy":  # its own conv is always timed beside ours
@@ -42,22 +44,34 @@ def test_quick_run_times_every_method_on_every_workload(installed_builtin, tmp_p
     assert [p.name for p in merged] == ["summary.md", "summary.png"]
     summary = merged[0].read_text()
     assert f"| {report.backend} | {report.framework_version} |" in summary
+    assert f"SGEMM peak: {report.sgemm_gflops:.1f} GFLOP/s" in summary
+    # Training is timed wherever there is a reference: NumPy's is torch's, when installed.
+    training = any(m.mode == "training" for m in report.measurements)
+    assert training or installed_builtin.name == "numpy"
     for w in bench.QUICK_WORKLOADS:
         row = next(line for line in summary.splitlines() if line.startswith(f"| {w.name} |"))
         cells = [c.strip() for c in row.strip("|").split("|")[1:]]
-        assert len(cells) == len(expected)
-        if installed_builtin.name != "numpy":  # every ratio was measured
-            assert all(float(c) > 0 for c in cells)
+        # each method's ratio, auto's fraction of the peak; then auto's training pair
+        assert len(cells) == len(expected) + 1 + (2 if training else 0)
+        assert cells[len(expected)].endswith("%")
+        if training:  # every ratio was measured, the training pass too (a very slow
+            # method on a busy machine may round to 0.00)
+            assert all(float(c) >= 0 for c in cells[: len(expected)] + cells[-2:-1])
+            trained = {m.method for m in report.measurements
+                       if m.workload == w.name and m.mode == "training"}  # fmt: skip
+            reference = "torch-call" if installed_builtin.name == "numpy" else "framework-call"
+            assert trained == {reference, "auto"}
     assert bench.load_report(paths[0]) == report
     table = bench.format_table(report)
+    assert "| auto | training |" in table or not training
     assert table.count("\n| ") == len(report.measurements) + 2  # header, rule, rows
 
 
 def test_im2col_memory_stays_near_its_limit_beyond_the_result():
     """Measured with NumPy, whose arrays tracemalloc sees exactly (the other frameworks are
     measured by resident size in the benchmark run): the unfolded matrix of this layer is
-    9 MiB; under a 1 MiB limit im2col holds one tile of it at a time, on top of the padded
-    input copy and the result's pieces before they are joined."""
+    9 MiB; under a 1 MiB limit im2col holds one tile of it at a time in its reused column
+    buffer, and multiplies into the result itself (no padded copy, no pieces to join)."""
     w = bench.Workload("probe", (4, 16, 64, 64), (16, 16, 3, 3), padding=1)
     rng = np.random.default_rng(0)
     x = rng.standard_normal(w.input_shape).astype("float32")
@@ -66,12 +80,62 @@ def test_im2col_memory_stays_near_its_limit_beyond_the_result():
     previous = chanconv.set_im2col_limit(2**20)
     try:
         with bench._TracedPeak() as memory:
-            chanconv.conv2d(x, k, padding=1, algorithm="im2col")
+            y = chanconv.conv2d(x, k, padding=1, algorithm="im2col")
     finally:
         chanconv.set_im2col_limit(previous)
-    padded_input, result = 4 * 16 * 66 * 66 * 4, w.result_bytes
-    assert memory.growth - result <= padded_input + result + 1.1 * 2**20
+    assert memory.growth - w.result_bytes <= 1.1 * 2**20
     assert memory.growth < unfolded / 2
+    expected = chanconv.conv2d(x, k, padding=1, algorithm="direct")
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
+
+
+def _report(backend: str, ratios: dict[tuple[str, str, str], float]) -> bench.Report:
+    report = bench.Report(backend, "1.0", "x86_64, 2 cores", 80.0, 75.0, 2**26)
+    for (workload, method, mode), ratio in ratios.items():
+        report.measurements.append(bench.Measurement(
+            workload, backend, method, 0.01, 10.0, 0.1, ratio, 0, 0, mode=mode))  # fmt: skip
+    return report
+
+
+def test_compare_reports_each_ratio_change_and_flags_drops_beyond_the_threshold():
+    old = _report("torch", {("resnet-3x3", "auto", "forward"): 1.0,
+                            ("resnet-3x3", "auto", "training"): 0.9,
+                            ("lenet-conv1", "im2col", "forward"): 0.5,
+                            ("gone", "auto", "forward"): 1.0})  # fmt: skip
+    new = _report("torch", {("resnet-3x3", "auto", "forward"): 0.85,
+                            ("resnet-3x3", "auto", "training"): 0.95,
+                            ("lenet-conv1", "im2col", "forward"): 0.48,
+                            ("new", "auto", "forward"): 1.0})  # fmt: skip
+    changes = {(c.workload, c.method, c.mode): c for c in bench.compare_reports(old, new)}
+    assert set(changes) == {("resnet-3x3", "auto", "forward"),
+                            ("resnet-3x3", "auto", "training"),
+                            ("lenet-conv1", "im2col", "forward")}  # fmt: skip
+    assert changes["resnet-3x3", "auto", "forward"].change == pytest.approx(-0.15)
+    table, dropped = bench.format_comparison(list(changes.values()), 0.1)
+    assert dropped
+    flagged = [line for line in table.splitlines() if "dropped more than 10%" in line]
+    assert len(flagged) == 1 and flagged[0].startswith("| resnet-3x3 | auto | forward |")
+    assert "| -15.0% |" in flagged[0]
+    assert not bench.format_comparison(list(changes.values()), 0.2)[1]
+
+
+def test_compare_refuses_reports_of_two_backends():
+    with pytest.raises(ValueError, match="cannot compare a numpy report with a torch report"):
+        bench.compare_reports(_report("numpy", {}), _report("torch", {}))
+
+
+def test_bench_compare_command_exits_non_zero_on_a_drop(run_python, tmp_path):
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text(_report("numpy", {("seed", "auto", "forward"): 2.0}).to_json())
+    new.write_text(_report("numpy", {("seed", "auto", "forward"): 1.5}).to_json())
+    args = ("-m", "chanconv", "bench", "--compare", str(old), "--against", str(new))
+    proc = run_python(*args)
+    assert proc.returncode == 1, proc.stderr
+    assert "| seed | auto | forward | 2.00 | 1.50 | -25.0% |" in proc.stdout
+    assert "dropped by more than 10%" in proc.stderr
+    assert run_python(*args, "--threshold", "0.3").returncode == 0
+    proc = run_python("-m", "chanconv", "bench", "--compare", str(new), "--against", str(old))
+    assert proc.returncode == 0 and "+33.3%" in proc.stdout
 
 
 def test_d2l_loop_baseline_computes_the_section_example(installed_builtin):

@@ -26,10 +26,14 @@ def _row(out: str, name: str) -> list[str]:
 
 
 class OffByAThousandth(NumpyBackend):
-    """A numpy adapter whose matmul is subtly wrong."""
+    """A numpy adapter whose matmul is subtly wrong, in both its forms."""
 
     def matmul(self, x1, x2):
         return self.fw.matmul(x1, x2) + 1e-3
+
+    def matmul_into(self, x1, x2, out):
+        self.fw.matmul(x1, x2, out=out)
+        out += 1e-3
 
 
 def test_numpy_passes_and_reports(capsys):

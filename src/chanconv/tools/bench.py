@@ -26,7 +26,7 @@ from typing import Any, cast
 
 from chanconv.algorithms import has_native, im2col_limit
 from chanconv.cost import conv2d_cost
-from chanconv.operations import conv2d
+from chanconv.operations import conv2d, conv2d_vjp
 from chanconv.protocol import ArrayBackend, Compiler, NativeConv2d, Tensor, implements
 from chanconv.registry import get_adapter
 
@@ -82,6 +82,8 @@ class Measurement:
     #: that growth less the result's own size: the working memory the method needs
     extra_memory_bytes: int
     note: str = ""
+    #: "forward": conv2d alone; "training": forward and backward (gradients of x and k)
+    mode: str = "forward"
 
 
 @dataclass
@@ -300,6 +302,86 @@ def _compiled_methods(
     return {"auto-compiled": partial(cast(Compiler, backend).compile(auto), x, k)}
 
 
+def training_calls(
+    backend: ArrayBackend, w: Workload, x: Tensor, k: Tensor, dy: Tensor
+) -> list[tuple[str, Callable[[], object]]]:
+    """Forward and backward (the gradients of x and k for an incoming gradient dy): first
+    the framework's own convolution under its own autograd (the reference), then chanconv's
+    ``auto`` under the same autograd; NumPy, which has none, runs ``conv2d`` and
+    ``conv2d_vjp`` against torch's, as in the forward table."""
+    p = w.padding
+    if backend.name == "numpy":
+        import torch
+
+        tx, tk, tdy = (torch.as_tensor(a).requires_grad_(i < 2) for i, a in enumerate((x, k, dy)))
+
+        def torch_train() -> object:
+            y = torch.nn.functional.conv2d(tx, tk, padding=p)
+            return torch.autograd.grad(y, (tx, tk), tdy)
+
+        def numpy_train() -> object:
+            conv2d(x, k, padding=p)
+            return conv2d_vjp(x, k, dy, padding=p)
+
+        return [("torch-call", torch_train), ("auto", numpy_train)]
+    if backend.name == "torch":
+        torch = backend.fw  # type: ignore[attr-defined]
+        f = torch.nn.functional.conv2d
+        tx, tk = x.detach().requires_grad_(), k.detach().requires_grad_()
+
+        def own() -> object:
+            return torch.autograd.grad(f(tx, tk, padding=p), (tx, tk), dy)
+
+        def ours() -> object:
+            return torch.autograd.grad(conv2d(tx, tk, padding=p), (tx, tk), dy)
+
+        return [("framework-call", own), ("auto", ours)]
+    if backend.name == "tensorflow":
+        tf = backend.fw  # type: ignore[attr-defined]
+        pads = ((0, 0), (p, p), (p, p), (0, 0))
+        fx, fk = tf.transpose(x, (0, 2, 3, 1)), tf.transpose(k, (2, 3, 1, 0))
+        fdy = tf.transpose(dy, (0, 2, 3, 1))
+
+        def tf_own() -> object:
+            with tf.GradientTape() as tape:
+                tape.watch([fx, fk])
+                y = tf.nn.conv2d(fx, fk, strides=1, padding=pads)
+            return tape.gradient(y, [fx, fk], output_gradients=fdy)
+
+        def tf_ours() -> object:
+            with tf.GradientTape() as tape:
+                tape.watch([x, k])
+                y = conv2d(x, k, padding=p)
+            return tape.gradient(y, [x, k], output_gradients=dy)
+
+        return [("framework-call", tf_own), ("auto", tf_ours)]
+    if backend.name == "mxnet":
+        mx = backend.fw  # type: ignore[attr-defined]
+        co, _, kh, kw = w.kernel_shape
+        nx, nk, ndy = x.as_nd_ndarray().copy(), k.as_nd_ndarray().copy(), dy.as_nd_ndarray()
+        cx, ck = x.copy(), k.copy()
+        for a in (nx, nk, cx, ck):
+            a.attach_grad()
+
+        def mx_own() -> object:
+            with mx.autograd.record():
+                y = mx.nd.Convolution(nx, nk, kernel=(kh, kw), pad=(p, p), num_filter=co,
+                                      no_bias=True)  # fmt: skip
+            y.backward(ndy)
+            nk.grad.wait_to_read()
+            return nx.grad
+
+        def mx_ours() -> object:
+            with mx.autograd.record():
+                y = conv2d(cx, ck, padding=p)
+            y.backward(dy)
+            ck.grad.wait_to_read()
+            return cx.grad
+
+        return [("framework-call", mx_own), ("auto", mx_ours)]
+    return []
+
+
 def d2l_loops(backend: ArrayBackend, x: Tensor, k: Tensor) -> Tensor:
     """The book's teaching code: corr2d with a Python loop over output pixels, summed over
     input channels, stacked over output channels. Written with item assignment where the
@@ -330,8 +412,17 @@ def sgemm_gflops(backend: ArrayBackend, n: int = 2048, budget: float = 1.0) -> f
     return 2 * n**3 / _best_time(run, budget, 10) / 1e9
 
 
+def _output_shape(w: Workload) -> tuple[int, int, int, int]:
+    shape = conv2d_cost(w.input_shape, w.kernel_shape, padding=w.padding).output_shape
+    return (shape[0], shape[1], shape[2], shape[3])
+
+
 def run_benchmarks(
-    backend_name: str, *, quick: bool = False, progress: Callable[[str], None] | None = None
+    backend_name: str,
+    *,
+    quick: bool = False,
+    training: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> Report:
     backend = get_adapter(backend_name)
     say = progress or (lambda _: None)
@@ -380,6 +471,24 @@ def run_benchmarks(
                 _measure(w, backend, method, seconds, peak, reference_seconds, growth[method])
             )
             say(f"  {w.name:<22} {method:<14} {seconds * 1e3:10.3f} ms")
+        if training and references:
+            dy = _random(backend, _output_shape(w), rng)
+            trains: dict[str, Callable[[], object]] = {
+                m: partial(_run_synced, backend, c) for m, c in training_calls(backend, w, x, k, dy)
+            }
+            reference = next(iter(trains))
+            if backend.name == "numpy":  # torch apart, as above
+                best = _best_times({reference: trains.pop(reference)}, budget, max_repeats)
+                time.sleep(0.5)
+                best.update(_best_times(trains, budget * len(trains), max_repeats))
+            else:
+                best = _best_times(trains, budget * len(trains), max_repeats)
+            for method, seconds in best.items():
+                m = _measure(w, backend, method, seconds, peak, best[reference], None,
+                             flops=3 * w.flops)  # fmt: skip
+                m.mode = "training"
+                report.measurements.append(m)
+                say(f"  {w.name:<22} {method + ' fwd+bwd':<14} {seconds * 1e3:10.3f} ms")
         if w.loop_baseline:
             n = w.input_shape[0]
             start = time.perf_counter()
@@ -399,8 +508,9 @@ def _run_synced(backend: ArrayBackend, call: Callable[[], object]) -> None:
 
 def _measure(w: Workload, backend: ArrayBackend, method: str, seconds: float, peak: float,
              reference: float | None, memory: int | None,
-             note: str = "") -> Measurement:  # fmt: skip
-    gflops = w.flops / seconds / 1e9
+             note: str = "", flops: int | None = None) -> Measurement:  # fmt: skip
+    """One row; training counts three convolutions' FLOPs (forward, dX, dK)."""
+    gflops = (w.flops if flops is None else flops) / seconds / 1e9
     ratio = None if reference is None else reference / seconds
     extra = 0 if memory is None else max(0, memory - w.result_bytes)  # None: not measured
     return Measurement(w.name, backend.name, method, seconds, gflops, gflops / peak, ratio,
@@ -415,17 +525,20 @@ def write_report(report: Report, out: Path) -> list[Path]:
     return [json_path, _chart(report, out / f"bench-{report.backend}.png")]
 
 
-def _gflops_bars(ax: Any, report: Report, workloads: list[str], methods: Sequence[str]) -> None:
-    """Grouped bars of GFLOP/s, one group per workload, one bar per method the report has,
-    and the SGEMM peak as a dashed line."""
-    present = [m for m in methods if any(x.method == m for x in report.measurements)]
+def _gflops_bars(
+    ax: Any, report: Report, workloads: list[str], methods: Sequence[str], peak: float
+) -> None:
+    """Grouped bars of forward GFLOP/s, one group per workload, one bar per method the
+    report has, and the SGEMM peak as a dashed line."""
+    forward = [m for m in report.measurements if m.mode == "forward"]
+    present = [m for m in methods if any(x.method == m for x in forward)]
     width = 0.8 / len(present)
-    gflops = {(m.workload, m.method): m.gflops for m in report.measurements}
+    gflops = {(m.workload, m.method): m.gflops for m in forward}
     for i, method in enumerate(present):
         values = [gflops.get((w, method), 0.0) for w in workloads]
         ax.bar([j + i * width for j in range(len(workloads))], values, width, label=method)
-    ax.axhline(report.sgemm_gflops, color="black", linestyle="--", linewidth=1,
-               label=f"SGEMM peak {report.sgemm_gflops:.0f}")  # fmt: skip
+    ax.axhline(peak, color="black", linestyle="--", linewidth=1,
+               label=f"SGEMM peak {peak:.0f}")  # fmt: skip
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(workloads))], workloads, fontsize=8)
 
 
@@ -439,7 +552,7 @@ def _chart(report: Report, path: Path) -> Path:
     workloads = list(dict.fromkeys(m.workload for m in report.measurements))
     methods = ("framework-compiled", "framework-call", "torch-call", "framework-nchw",
                "auto-compiled", "auto", "direct", "im2col", "native")  # fmt: skip
-    _gflops_bars(ax, report, workloads, methods)
+    _gflops_bars(ax, report, workloads, methods, report.sgemm_gflops)
     ax.set_ylabel("GFLOP/s (float32)")
     ax.set_title(f"chanconv on {report.backend} {report.framework_version} ({report.machine})")
     ax.legend(fontsize=8)
@@ -453,14 +566,16 @@ def format_table(report: Report) -> str:
              f"{report.sgemm_gflops:.1f} GFLOP/s ({report.backend}'s own matmul "
              f"{report.framework_sgemm_gflops:.1f}), im2col limit "
              f"{report.im2col_limit_bytes / 2**20:g} MiB", "",
-             "| workload | method | ms | GFLOP/s | of peak | vs framework conv | peak memory "
-             "| beyond the result |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+             "| workload | method | pass | ms | GFLOP/s | of peak | vs framework conv "
+             "| peak memory | beyond the result |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
     for m in report.measurements:
         ratio = "" if m.ratio_to_framework is None else f"{m.ratio_to_framework:.2f}x"
-        memory, extra = (f"{b / 2**20:.1f} MiB" if m.method != "d2l-loops" else ""
+        measured = m.method != "d2l-loops" and m.mode == "forward"
+        memory, extra = (f"{b / 2**20:.1f} MiB" if measured else ""
                          for b in (m.peak_memory_bytes, m.extra_memory_bytes))  # fmt: skip
-        lines.append(f"| {m.workload} | {m.method} | {m.seconds * 1e3:.3f} | {m.gflops:.1f} | "
+        lines.append(f"| {m.workload} | {m.method} | {m.mode} | {m.seconds * 1e3:.3f} | "
+                     f"{m.gflops:.1f} | "
                      f"{m.peak_fraction:.0%} | {ratio} | {memory} | {extra} |")  # fmt: skip
     return "\n".join(lines)
 
@@ -485,33 +600,54 @@ def merge_reports(folder: Path) -> list[Path]:
     return [md, _summary_chart(reports, folder / "summary.png")]
 
 
-def _ratio(report: Report, workload: str, method: str) -> float | None:
+def machine_peak(reports: list[Report]) -> float:
+    """The one SGEMM peak every merged table, fraction and chart uses: the fastest float32
+    2048x2048 matmul any run measured, NumPy's or a framework's own, on this machine."""
+    return max(r.sgemm_gflops for r in reports)
+
+
+def _row(report: Report, workload: str, method: str, mode: str) -> Measurement | None:
     for m in report.measurements:
-        if m.workload == workload and m.method == method:
-            return m.ratio_to_framework
+        if (m.workload, m.method, m.mode) == (workload, method, mode):
+            return m
     return None
 
 
 def summary_markdown(reports: list[Report]) -> str:
-    """Ratios to each framework's own convolution (throughput; above 1 is faster), one
-    column per backend and method."""
-    methods = ("auto", "im2col", "direct", "native")
-    workloads = list(dict.fromkeys(m.workload for r in reports for m in r.measurements))
-    head = [f"{r.backend} {method}" for r in reports for method in methods
-            if any(m.method == method for m in r.measurements)]  # fmt: skip
-    lines = ["| backend | version | SGEMM peak (own matmul) GFLOP/s |", "| --- | --- | ---: |"]
-    lines += [f"| {r.backend} | {r.framework_version} | {r.sgemm_gflops:.1f} "
-              f"({r.framework_sgemm_gflops:.1f}) |" for r in reports]  # fmt: skip
-    lines += ["", "| workload | " + " | ".join(head) + " |",
-              "| --- |" + " ---: |" * len(head)]  # fmt: skip
-    for w in workloads:
-        cells = []
-        for r in reports:
+    """One table per backend: each method's forward ratio to the framework's own
+    convolution (throughput; above 1 is faster), ``auto``'s fraction of the SGEMM peak, and
+    the same two figures for training (forward and backward)."""
+    peak = machine_peak(reports)
+    lines = [f"SGEMM peak: {peak:.1f} GFLOP/s (float32, the fastest 2048x2048 matmul of "
+             "NumPy's and each framework's own, over these runs)", "",
+             "| backend | version | its own matmul GFLOP/s |", "| --- | --- | ---: |"]  # fmt: skip
+    lines += [f"| {r.backend} | {r.framework_version} | {r.framework_sgemm_gflops:.1f} |"
+              for r in reports]  # fmt: skip
+    for r in reports:
+        reference = "torch's F.conv2d" if r.backend == "numpy" else "its own conv"
+        forward = {m.method for m in r.measurements if m.mode == "forward"}
+        methods = [m for m in ("auto", "im2col", "direct", "native") if m in forward]
+        training = any(m.mode == "training" for m in r.measurements)
+        head = [f"{m} fwd" for m in methods] + ["auto fwd, of SGEMM peak"]
+        head += ["auto fwd+bwd", "auto fwd+bwd, of SGEMM peak"] if training else []
+        lines += ["", f"**{r.backend} {r.framework_version}**, ratios to {reference}:", "",
+                  "| workload | " + " | ".join(head) + " |",
+                  "| --- |" + " ---: |" * len(head)]  # fmt: skip
+        workloads = dict.fromkeys(m.workload for m in r.measurements)
+        for w in workloads:
+            cells = []
             for method in methods:
-                if any(m.method == method for m in r.measurements):
-                    ratio = _ratio(r, w, method)
-                    cells.append("" if ratio is None else f"{ratio:.2f}")
-        lines.append(f"| {w} | " + " | ".join(cells) + " |")
+                row = _row(r, w, method, "forward")
+                ratio = None if row is None else row.ratio_to_framework
+                cells.append("" if ratio is None else f"{ratio:.2f}")
+            auto = _row(r, w, "auto", "forward")
+            cells.append("" if auto is None else f"{auto.gflops / peak:.0%}")
+            if training:
+                train = _row(r, w, "auto", "training")
+                ratio = None if train is None else train.ratio_to_framework
+                cells.append("" if ratio is None else f"{ratio:.2f}")
+                cells.append("" if train is None else f"{train.gflops / peak:.0%}")
+            lines.append(f"| {w} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -519,6 +655,7 @@ def _summary_chart(reports: list[Report], path: Path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    peak = machine_peak(reports)
     fig = Figure(figsize=(11, 2.6 * len(reports)))
     FigureCanvasAgg(fig)
     for row, report in enumerate(reports, start=1):
@@ -526,13 +663,64 @@ def _summary_chart(reports: list[Report], path: Path) -> Path:
         workloads = [w for w in dict.fromkeys(m.workload for m in report.measurements)
                      if w != "seed"]  # fmt: skip
         reference = "torch-call" if report.backend == "numpy" else "framework-call"
-        _gflops_bars(ax, report, workloads, (reference, "auto", "im2col", "direct"))
+        _gflops_bars(ax, report, workloads, (reference, "auto", "im2col", "direct"), peak)
         ax.set_ylabel("GFLOP/s")
-        ax.set_title(f"{report.backend} {report.framework_version}", fontsize=9)
+        ax.set_title(f"{report.backend} {report.framework_version} (forward)", fontsize=9)
         ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     return path
+
+
+@dataclass(frozen=True)
+class RatioChange:
+    workload: str
+    method: str
+    mode: str
+    old: float
+    new: float
+
+    @property
+    def change(self) -> float:
+        """Relative change of the ratio to the framework's own convolution: -0.1 is 10%
+        slower relative to the framework than before."""
+        return self.new / self.old - 1
+
+
+def compare_reports(old: Report, new: Report) -> list[RatioChange]:
+    """Each workload's ratio to the framework's own convolution in both runs, for every
+    (workload, method, mode) both have. Ratios, not times: two runs on a shared machine
+    differ in speed, but each ratio is taken within one run."""
+    if old.backend != new.backend:
+        raise ValueError(
+            f"cannot compare a {old.backend} report with a {new.backend} report: ratios are "
+            "to each framework's own convolution"
+        )
+
+    def ratios(report: Report) -> dict[tuple[str, str, str], float]:
+        return {(m.workload, m.method, m.mode): m.ratio_to_framework
+                for m in report.measurements
+                if m.ratio_to_framework is not None and m.ratio_to_framework > 0}  # fmt: skip
+
+    before, after = ratios(old), ratios(new)
+    return [RatioChange(*key, before[key], after[key]) for key in before if key in after]
+
+
+def format_comparison(changes: list[RatioChange], threshold: float) -> tuple[str, bool]:
+    """A markdown table of the changes, and whether any ratio dropped by more than
+    ``threshold`` (0.1: more than 10%)."""
+    lines = ["| workload | method | mode | old ratio | new ratio | change | |",
+             "| --- | --- | --- | ---: | ---: | ---: | --- |"]  # fmt: skip
+    failed = False
+    for c in changes:
+        drop = c.change < -threshold
+        failed |= drop
+        flag = f"dropped more than {threshold:.0%}" if drop else ""
+        lines.append(f"| {c.workload} | {c.method} | {c.mode} | {c.old:.2f} | {c.new:.2f} | "
+                     f"{c.change:+.1%} | {flag} |")  # fmt: skip
+    if not changes:
+        lines.append("| (no workload in common) | | | | | | |")
+    return "\n".join(lines), failed
 
 
 # --- Dask: larger than memory, on a cluster of worker processes -----------------------------

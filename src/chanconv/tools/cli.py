@@ -104,23 +104,47 @@ def bench(args: argparse.Namespace) -> int:
     """Run the benchmark suite on one backend; write JSON and a PNG chart."""
     from pathlib import Path
 
-    from chanconv.tools.bench import format_table, run_benchmarks, write_report
+    from chanconv.tools.bench import (
+        compare_reports,
+        format_comparison,
+        format_table,
+        load_report,
+        run_benchmarks,
+        write_report,
+    )
 
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    name = args.backend or active_name()
-    if name == "dask":  # lazy arrays: the out-of-core run on a cluster, not call timings
+    # Dask arrays are lazy: its benchmark is the out-of-core run on a cluster, not call timings.
+    if (args.backend or active_name()) == "dask":
         from chanconv.tools import bench
 
         ooc = bench.run_out_of_core(quick=args.quick, progress=progress)
         print(bench.format_out_of_core(ooc))
         print(f"wrote {bench.write_out_of_core(ooc, Path(args.out))}")
         return 0
-    report = run_benchmarks(name, quick=args.quick, progress=progress)
-    print(format_table(report))
-    for path in write_report(report, Path(args.out)):
-        print(f"wrote {path}")
+    old = None if args.compare is None else load_report(Path(args.compare))
+    if args.against is not None:
+        if old is None:
+            print("error: --against NEW.json needs --compare OLD.json", file=sys.stderr)
+            return 2
+        report = load_report(Path(args.against))
+    else:
+        name = args.backend or (old.backend if old is not None else active_name())
+        report = run_benchmarks(name, quick=args.quick, training=not args.forward_only,
+                                progress=progress)  # fmt: skip
+        print(format_table(report))
+        for path in write_report(report, Path(args.out)):
+            print(f"wrote {path}")
+    if old is None:
+        return 0
+    table, dropped = format_comparison(compare_reports(old, report), args.threshold)
+    print(table)
+    if dropped:
+        print(f"error: a ratio dropped by more than {args.threshold:.0%} against {args.compare}",
+              file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 
@@ -148,6 +172,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench_parser.add_argument("--backend", help="numpy, torch, tensorflow or mxnet")
     bench_parser.add_argument("--quick", action="store_true", help="small workloads, one pass")
     bench_parser.add_argument("--out", default="build/bench", help="folder for JSON and PNG")
+    bench_parser.add_argument("--forward-only", action="store_true",
+                              help="skip the forward+backward (training) timings")  # fmt: skip
+    bench_parser.add_argument("--compare", metavar="OLD.json",
+                              help="compare each ratio with an earlier bench-<backend>.json; "
+                              "exit 1 when one dropped by more than --threshold")  # fmt: skip
+    bench_parser.add_argument("--against", metavar="NEW.json",
+                              help="with --compare: compare with this report instead of a "
+                              "fresh run")  # fmt: skip
+    bench_parser.add_argument("--threshold", type=float, default=0.1,
+                              help="largest relative drop of a ratio --compare accepts "
+                              "(default 0.1: 10%%)")  # fmt: skip
     explain_parser = commands.add_parser(
         "explain", help="draw the section's example and print its arithmetic"
     )
