@@ -18,7 +18,7 @@ from __future__ import annotations
 from chanconv.geometry import ConvGeometry
 from chanconv.protocol import ArrayBackend, NativeConv2d, Tensor
 
-ALGORITHMS = ("auto", "direct", "im2col", "native")
+ALGORITHMS = ("auto", "direct", "im2col", "native", "fourier")
 ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
 
 _im2col_limit = 64 * 2**20
@@ -231,4 +231,8 @@ def convolve(
         )
     if algorithm == "direct":
         return _direct(backend, pad_input(backend, x, g, dtype), k, g)
+    if algorithm == "fourier":
+        from chanconv.fourier import fourier
+
+        return fourier(backend, x, k, g, dtype, _im2col_limit)
     return _im2col(backend, x, k, g, dtype)
