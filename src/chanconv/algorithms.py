@@ -15,8 +15,13 @@ groups, bias and batches, by three algorithms written once against the protocol.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chanconv.geometry import ConvGeometry
 from chanconv.protocol import ArrayBackend, NativeConv2d, Tensor
+
+if TYPE_CHECKING:
+    from chanconv.fourier import SpectrumCache
 
 ALGORITHMS = ("auto", "direct", "im2col", "native", "fourier")
 ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
@@ -215,11 +220,13 @@ def check_algorithm(algorithm: str, backend: ArrayBackend | None, op: str) -> No
 
 
 def convolve(
-    backend: ArrayBackend, x: Tensor, k: Tensor, g: ConvGeometry, dtype: str, algorithm: str
-) -> Tensor:
+    backend: ArrayBackend, x: Tensor, k: Tensor, g: ConvGeometry, dtype: str, algorithm: str,
+    spectrum_cache: SpectrumCache | None = None,
+) -> Tensor:  # fmt: skip
     """(n, ci, h, w) * (co, ci/groups, kh, kw) -> (n, co, oh, ow) on already checked and
     converted tensors of one dtype, by an ``algorithm`` that :func:`check_algorithm` has
-    accepted for this backend."""
+    accepted for this backend. ``spectrum_cache`` keeps the fourier algorithm's kernel
+    spectrum between calls (inference only; see :class:`chanconv.fourier.SpectrumCache`)."""
     if algorithm == "auto":
         algorithm = choose_algorithm(backend, g)
     if algorithm == "native":
@@ -234,5 +241,5 @@ def convolve(
     if algorithm == "fourier":
         from chanconv.fourier import fourier
 
-        return fourier(backend, x, k, g, dtype, _im2col_limit)
+        return fourier(backend, x, k, g, dtype, _im2col_limit, spectrum_cache)
     return _im2col(backend, x, k, g, dtype)

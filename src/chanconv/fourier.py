@@ -83,11 +83,11 @@ def fourier_cost(g: ConvGeometry, th: int, tw: int) -> tuple[float, float]:
     mw, cols = _axis_cost(ow1, kew, tw)
     v, tiles = tw // 2 + 1, g.n * rows * cols
     cig, cog = g.ci // g.groups, g.co // g.groups
-    mixing = th * v * 4 * cig * cog * g.groups * tiles
+    mixing = th * v * 3 * cig * cog * g.groups * tiles
     forward = tiles * g.ci * (2 * v * th * tw + 4 * th * th * v)
     inverse = tiles * g.co * (4 * mh * th * v + 2 * mh * mw * v)
     kernel = g.co * cig * (2 * v * keh * kew + 4 * th * keh * v)
-    moved = 8.0 * tiles * th * v * 2 * (g.ci + g.co) + 4.0 * th * v * 4 * cig * cog * g.groups
+    moved = 8.0 * tiles * th * v * 2 * (g.ci + g.co) + 4.0 * th * v * 3 * cig * cog * g.groups
     return float(mixing + forward + inverse + kernel), moved
 
 
@@ -117,7 +117,8 @@ def fourier_plan(g: ConvGeometry, itemsize: int, limit: int) -> FourierPlan:
         _, th, tw = best
     mh, rows = _axis_cost(oh1, keh, th)
     mw, cols = _axis_cost(ow1, kew, tw)
-    per_tile = th * (tw // 2 + 1) * 2 * (g.ci + g.co) * itemsize
+    # Live at once, at worst: a stage's input and output, each up to twice the spectrum.
+    per_tile = th * (tw // 2 + 1) * 2 * max(g.ci, g.co) * itemsize * 4
     per_row = max(1, cols * per_tile)
     rows_per_chunk = max(1, limit // per_row)
     if rows_per_chunk >= rows:
@@ -161,11 +162,11 @@ def _dft_lists(plan: FourierPlan) -> tuple[list[list[float]], ...]:
     def weight(f: int) -> float:
         return scale * (1.0 if f == 0 or 2 * f == tw else 2.0)
 
-    wq = [[weight(f) * cos(f, q, tw) for f in range(v)] + [-weight(f) * sin(f, q, tw)
-          for f in range(v)] for q in range(mw)]  # fmt: skip
+    wqr = [[[weight(f) * cos(f, q, tw) for f in range(v)] for q in range(mw)]]
+    wqi = [[[-weight(f) * sin(f, q, tw) for f in range(v)] for q in range(mw)]]
     wck = [row[: plan.kew] for row in wc]
     wrk = [row[: plan.keh] for row in wr]
-    return wc, wr, wa, [wq], wck, wrk
+    return wc, wr, wa, wqr, wqi, wck, wrk
 
 
 def _dft_matrices(backend: ArrayBackend, plan: FourierPlan, dtype: str) -> tuple[Tensor, ...]:
@@ -189,52 +190,57 @@ def _combine(backend: ArrayBackend, a: Tensor, t: int, v: int, rest: tuple[int, 
     return re, im
 
 
+Spectrum = tuple[Tensor, Tensor, Tensor]
+
+
 def kernel_spectrum(
     backend: ArrayBackend, k: Tensor, g: ConvGeometry, plan: FourierPlan, dtype: str
-) -> Tensor:
-    """The per-frequency mixing matrices (th, v, G, 2*cog, 2*cig) of the kernel
-    (co, ci/G, kh, kw): the conjugate spectrum as the real block [[Kr, Ki], [-Ki, Kr]].
-    Only the kernel's own keh x kew corner enters the DFT (the rest is zero padding), so
-    this costs a small fraction of the call."""
+) -> Spectrum:
+    """The per-frequency mixing matrices of the kernel (co, ci/G, kh, kw), each
+    (th, v, G, cog, cig): (Kr - Ki, Kr, Ki) of its spectrum K, so that the product with
+    the conjugate, conj(K) X, takes three real matmuls instead of four (Gauss's trick:
+    Re = (Kr - Ki) Xr + Ki (Xr + Xi), Im = (Kr - Ki) Xr + Kr (Xi - Xr)). Only the
+    kernel's own keh x kew corner enters the DFT (the rest is zero padding)."""
     from chanconv.algorithms import spread_axis
 
     G, cig, cog = g.groups, g.ci // g.groups, g.co // g.groups
-    _, _, _, _, wck, wrk = _dft_matrices(backend, plan, dtype)
+    *_, wck, wrk = _dft_matrices(backend, plan, dtype)
     k = spread_axis(backend, spread_axis(backend, k, 2, g.dilation[0], dtype), 3, g.dilation[1], dtype)
     kt = backend.reshape(backend.permute_dims(k, (2, 3, 0, 1)), (plan.keh, plan.kew, g.co * cig))
     z = backend.matmul(wck, kt)  # (keh, 2v, co*cig)
     a = backend.matmul(wrk, backend.reshape(z, (plan.keh, 2 * plan.half * g.co * cig)))
     re, im = _combine(backend, a, plan.th, plan.half, (G, cog, cig))
-    top = backend.concat([re, im], axis=4)
-    bottom = backend.concat([-im, re], axis=4)
-    return backend.concat([top, bottom], axis=3)
+    return (re - im, re, im)
 
 
 def _chunk(
-    backend: ArrayBackend, xq: Tensor, kk: Tensor, g: ConvGeometry, plan: FourierPlan,
+    backend: ArrayBackend, xq: Tensor, kk: Spectrum, g: ConvGeometry, plan: FourierPlan,
     mats: tuple[Tensor, ...], nb: int, nrows: int,
 ) -> Tensor:  # fmt: skip
     """Output (nb, co, nrows*mh, cols*mw) from the input rows of nrows tile rows,
     xq (nrows*mh + keh - 1, width, ci, nb)."""
-    wc, wr, wa, wq, _, _ = mats
+    wc, wr, wa, wqr, wqi, _, _ = mats
     th, tw, mh, mw, v = plan.th, plan.tw, plan.mh, plan.mw, plan.half
     G, cig, cog, cols = g.groups, g.ci // g.groups, g.co // g.groups, plan.cols
-    tiles = [xq[i * mh : i * mh + th, j * mw : j * mw + tw]
-             for i in range(nrows) for j in range(cols)]  # fmt: skip
+    # One name per stage, rebound as the data moves on, so that each stage's input is freed
+    # as soon as the next exists: the chunk's peak is about two stages, not ten.
     p = nb * nrows * cols
-    t = backend.reshape(backend.stack(tiles, axis=4), (th, tw, g.ci * p))
-    z = backend.matmul(wc, t)  # columns: (th, 2v, ci*p)
-    a = backend.matmul(wr, backend.reshape(z, (th, 2 * v * g.ci * p)))  # rows
-    re, im = _combine(backend, a, th, v, (G, cig, p))
-    xx = backend.concat([re, im], axis=3)  # (th, v, G, 2cig, p)
-    y = backend.matmul(kk, xx)  # (th, v, G, 2cog, p): the channel mixing
-    b = backend.reshape(backend.matmul(wa, backend.reshape(y, (th, v * G * 2 * cog * p))),
-                        (2 * mh, v, G, 2 * cog, p))  # fmt: skip
-    zr = b[:mh, :, :, :cog] - b[mh:, :, :, cog:]
-    zi = b[:mh, :, :, cog:] + b[mh:, :, :, :cog]
-    zz = backend.concat([backend.reshape(zr, (mh, v, g.co * p)),
-                         backend.reshape(zi, (mh, v, g.co * p))], axis=1)  # fmt: skip
-    out = backend.matmul(wq, zz)  # (mh, mw, co*p)
+    t = backend.stack([xq[i * mh : i * mh + th, j * mw : j * mw + tw]
+                       for i in range(nrows) for j in range(cols)], axis=4)  # fmt: skip
+    t = backend.matmul(wc, backend.reshape(t, (th, tw, g.ci * p)))  # columns: (th, 2v, ci*p)
+    t = backend.matmul(wr, backend.reshape(t, (th, 2 * v * g.ci * p)))  # rows
+    xr, xi = _combine(backend, t, th, v, (G, cig, p))
+    del t
+    k1, k2, k3 = kk
+    common = backend.matmul(k1, xr)  # the channel mixing, (th, v, G, cog, p) each
+    yr = common + backend.matmul(k3, xr + xi)
+    yi = common + backend.matmul(k2, xi - xr)
+    del xr, xi, common
+    rows = (th, v * g.co * p)
+    ar = backend.reshape(backend.matmul(wa, backend.reshape(yr, rows)), (2 * mh, v, g.co * p))
+    ai = backend.reshape(backend.matmul(wa, backend.reshape(yi, rows)), (2 * mh, v, g.co * p))
+    del yr, yi
+    out = backend.matmul(wqr, ar[:mh] - ai[mh:]) + backend.matmul(wqi, ai[:mh] + ar[mh:])
     out = backend.reshape(out, (mh, mw, g.co, nb, nrows, cols))
     out = backend.permute_dims(out, (3, 2, 4, 0, 5, 1))
     return backend.reshape(out, (nb, g.co, nrows * mh, cols * mw))
@@ -254,11 +260,10 @@ def _fit(backend: ArrayBackend, t: Tensor, before: int, size: int, need: int, ax
 
 def fourier(
     backend: ArrayBackend, x: Tensor, k: Tensor, g: ConvGeometry, dtype: str, limit: int,
-    kk: Tensor | None = None,
+    cache: SpectrumCache | None = None,
 ) -> Tensor:  # fmt: skip
-    """(n, ci, h, w) * (co, ci/G, kh, kw) -> (n, co, oh, ow) by overlap-save tiles.
-    ``kk``, when given, is :func:`kernel_spectrum` of ``k`` for this geometry and compute
-    dtype (a layer in inference keeps it between calls)."""
+    """(n, ci, h, w) * (co, ci/G, kh, kw) -> (n, co, oh, ow) by overlap-save tiles;
+    ``cache`` keeps the kernel's spectrum between calls (see :class:`SpectrumCache`)."""
     work = "float32" if dtype in ("float16", "bfloat16") else dtype
     if work != dtype:
         x = backend.astype(x, work)
@@ -266,8 +271,10 @@ def fourier(
     itemsize = 8 if work == "float64" else 4
     plan = fourier_plan(g, itemsize, limit)
     mats = _dft_matrices(backend, plan, work)
-    if kk is None:
+    if cache is None:
         kk = kernel_spectrum(backend, k, g, plan, work)
+    else:
+        kk = cache.spectrum(backend, k, g, plan, work)
     pt, _, pl, _ = g.pads
     xq = backend.permute_dims(x, (2, 3, 1, 0))  # (h, w, ci, n): tiles slice the front
     xq = _fit(backend, xq, pt, g.h, plan.rows * plan.mh + plan.keh - 1, 0, work)
@@ -291,3 +298,45 @@ def fourier(
     (sh, sw) = g.stride
     y = y[:, :, : plan.oh1 : sh, : plan.ow1 : sw]
     return y if work == dtype else backend.astype(y, dtype)
+
+
+class SpectrumCache:
+    """The kernel spectrum of the last weights seen, kept for the next call while they are
+    unchanged: for a layer in inference (NumPy's :class:`chanconv.Conv2DLayer` keeps one).
+
+    Never stale: a kept spectrum is reused only when the backend, geometry, tile plan and
+    dtype are the same *and* the weights' contents are byte for byte the same as when it
+    was made, compared in full on every call (a copy and a comparison of the kernel, a
+    small fraction of the transform it saves: the spectrum is (th*(tw/2+1)*4) times the
+    kernel's size). So an in-place update, a new tensor or an optimizer step is always
+    seen, whatever the framework, with no version counter to trust.
+
+    The kept spectrum is made from a detached copy of the weights: no gradient reaches K
+    through it. Use it where nothing differentiates the call (inference, or NumPy, whose
+    backward pass ``conv2d_vjp`` recomputes from the weights).
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[object, ...] | None = None
+        self._contents: bytes = b""
+        self._spectrum: Spectrum | None = None
+        #: how many calls reused the kept spectrum, and how many made one
+        self.hits = 0
+        self.misses = 0
+
+    def spectrum(
+        self, backend: ArrayBackend, k: Tensor, g: ConvGeometry, plan: FourierPlan, dtype: str
+    ) -> Spectrum:
+        key = (type(backend), backend.name, g, plan, dtype, backend.dtype_name(k))
+        contents = backend.to_numpy(k).tobytes()
+        if self._spectrum is not None and key == self._key and contents == self._contents:
+            self.hits += 1
+            return self._spectrum
+        self.misses += 1
+        detached = backend.astype(backend.asarray(backend.to_numpy(k)), dtype)
+        self._spectrum = kernel_spectrum(backend, detached, g, plan, dtype)
+        self._key, self._contents = key, contents
+        return self._spectrum
+
+    def clear(self) -> None:
+        self._key, self._contents, self._spectrum = None, b"", None

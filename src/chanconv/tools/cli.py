@@ -109,7 +109,8 @@ def bench(args: argparse.Namespace) -> int:
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    report = run_benchmarks(args.backend or active_name(), quick=args.quick, progress=progress)
+    report = run_benchmarks(args.backend or active_name(), quick=args.quick, progress=progress,
+                            only=args.workload or ())  # fmt: skip
     print(format_table(report))
     for path in write_report(report, Path(args.out)):
         print(f"wrote {path}")
@@ -139,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     bench_parser.add_argument("--backend", help="numpy, torch, tensorflow or mxnet")
     bench_parser.add_argument("--quick", action="store_true", help="small workloads, one pass")
+    bench_parser.add_argument("--workload", action="append",
+                              help="time only this workload (repeatable)")  # fmt: skip
     bench_parser.add_argument("--out", default="build/bench", help="folder for JSON and PNG")
     explain_parser = commands.add_parser(
         "explain", help="draw the section's example and print its arithmetic"
