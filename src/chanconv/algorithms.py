@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chanconv.geometry import ConvGeometry
-from chanconv.protocol import ArrayBackend, NativeConv2d, Tensor
+from chanconv.protocol import ArrayBackend, FourierCalibration, NativeConv2d, Tensor
 
 if TYPE_CHECKING:
     from chanconv.fourier import SpectrumCache
@@ -74,6 +74,43 @@ def has_native(backend: ArrayBackend) -> bool:
     return found
 
 
+#: ``auto`` picks ``fourier`` only when the direct multiplication count is this many times
+#: the cost model's figure for fourier (an adapter may declare its own,
+#: :class:`chanconv.protocol.FourierCalibration`): the model counts multiplications and
+#: copies at full speed, and fourier reached about a third of that speed against im2col's
+#: on the benchmark machine (docs/performance.md).
+FOURIER_MARGIN = 3.0
+#: ... and only above this many direct multiplications: fourier makes dozens of protocol
+#: calls per chunk, which small convolutions cannot amortise.
+FOURIER_MIN_MULTIPLICATIONS = 10**8
+
+_margin_by_type: dict[type, float] = {}
+
+
+def fourier_margin(backend: ArrayBackend) -> float:
+    """The backend's declared :class:`FourierCalibration` margin, or :data:`FOURIER_MARGIN`;
+    cached per adapter class."""
+    kind = type(backend)
+    margin = _margin_by_type.get(kind)
+    if margin is None:
+        declared = isinstance(backend, FourierCalibration)
+        margin = _margin_by_type[kind] = backend.fourier_margin if declared else FOURIER_MARGIN
+    return margin
+
+
+def fourier_wins(backend: ArrayBackend, g: ConvGeometry) -> bool:
+    """The cost model's verdict: fourier for large convolutions whose direct count of
+    multiplications is ``fourier_margin`` times fourier's (large kernels, many channels)."""
+    direct = g.n * g.co * g.oh * g.ow * (g.ci // g.groups) * g.kh * g.kw
+    if g.pointwise or direct < FOURIER_MIN_MULTIPLICATIONS:
+        return False
+    from chanconv.fourier import MOVE_WEIGHT, fourier_cost, fourier_plan
+
+    plan = fourier_plan(g, 4, _im2col_limit)
+    multiplications, moved = fourier_cost(g, plan.th, plan.tw)
+    return direct >= fourier_margin(backend) * (multiplications + MOVE_WEIGHT * moved)
+
+
 def choose_algorithm(backend: ArrayBackend, g: ConvGeometry) -> str:
     """The ``auto`` rule. A 1x1 kernel with stride 1 and no padding is one matrix
     multiplication over channels, which im2col does without unfolding anything: chosen
@@ -82,10 +119,13 @@ def choose_algorithm(backend: ArrayBackend, g: ConvGeometry) -> str:
     its MKL-DNN convolution does not). Otherwise the framework's own convolution where
     the backend has one (tuned kernels, and a fused gradient); otherwise im2col, whose
     tiles keep its memory bounded and whose large matmuls beat direct's kh*kw small ones
-    on every benchmark workload (docs/performance.md)."""
+    on every benchmark workload (docs/performance.md). Before either, ``fourier`` where
+    its cost model says it wins by the backend's margin (:func:`fourier_wins`)."""
     native = has_native(backend)
     if g.pointwise and (not native or getattr(backend, "pointwise_matmul", True)):
         return "im2col"
+    if fourier_wins(backend, g):
+        return "fourier"
     return "native" if native else "im2col"
 
 
