@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from chanconv.geometry import ConvGeometry
 from chanconv.protocol import ArrayBackend, Tensor
@@ -136,7 +137,7 @@ MOVE_WEIGHT = 4.0
 _constants: dict[tuple[object, ...], tuple[Tensor, ...]] = register_cache({})
 
 
-def _dft_lists(plan: FourierPlan) -> tuple[list[list[float]], ...]:
+def _dft_lists(plan: FourierPlan) -> tuple[list[Any], ...]:
     th, tw, mh, mw, v = plan.th, plan.tw, plan.mh, plan.mw, plan.half
     two_pi = 2 * math.pi
 
@@ -181,7 +182,9 @@ def _dft_matrices(backend: ArrayBackend, plan: FourierPlan, dtype: str) -> tuple
     return found
 
 
-def _combine(backend: ArrayBackend, a: Tensor, t: int, v: int, rest: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+def _combine(
+    backend: ArrayBackend, a: Tensor, t: int, v: int, rest: tuple[int, ...]
+) -> tuple[Tensor, Tensor]:
     """From (2t, 2v, ...) = [[Cr Zr, Cr Zi], [Sr Zr, Sr Zi]], the spectrum X = (Cr - i Sr) Z:
     Xr = Cr Zr + Sr Zi, Xi = Cr Zi - Sr Zr, each (t, v, *rest)."""
     a = backend.reshape(a, (2 * t, 2 * v, *rest))
@@ -205,7 +208,8 @@ def kernel_spectrum(
 
     G, cig, cog = g.groups, g.ci // g.groups, g.co // g.groups
     *_, wck, wrk = _dft_matrices(backend, plan, dtype)
-    k = spread_axis(backend, spread_axis(backend, k, 2, g.dilation[0], dtype), 3, g.dilation[1], dtype)
+    k = spread_axis(backend, k, 2, g.dilation[0], dtype)  # dilation: zeros in the kernel
+    k = spread_axis(backend, k, 3, g.dilation[1], dtype)
     kt = backend.reshape(backend.permute_dims(k, (2, 3, 0, 1)), (plan.keh, plan.kew, g.co * cig))
     z = backend.matmul(wck, kt)  # (keh, 2v, co*cig)
     a = backend.matmul(wrk, backend.reshape(z, (plan.keh, 2 * plan.half * g.co * cig)))
@@ -221,7 +225,7 @@ def _chunk(
     xq (nrows*mh + keh - 1, width, ci, nb)."""
     wc, wr, wa, wqr, wqi, _, _ = mats
     th, tw, mh, mw, v = plan.th, plan.tw, plan.mh, plan.mw, plan.half
-    G, cig, cog, cols = g.groups, g.ci // g.groups, g.co // g.groups, plan.cols
+    G, cig, cols = g.groups, g.ci // g.groups, plan.cols
     # One name per stage, rebound as the data moves on, so that each stage's input is freed
     # as soon as the next exists: the chunk's peak is about two stages, not ten.
     p = nb * nrows * cols

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chanconv.algorithms import check_algorithm, choose_algorithm, convolve
+from chanconv.autotune import autotune_enabled, tuned_algorithm
 from chanconv.geometry import ConvGeometry, IntPair, Padding, conv_geometry
 from chanconv.grad import convolve_vjp
 from chanconv.inputs import Operand, kind_source, operand, pick_backend, unify_dtypes
@@ -262,6 +263,12 @@ def conv2d(
         casts = tuple(op.dtype != dtype for op in ops)
         # auto's choice depends on the backend and the geometry only: made once per plan.
         chosen = choose_algorithm(backend, g) if algorithm == "auto" else algorithm
+        if algorithm == "auto" and autotune_enabled():
+            try:
+                x4 = backend.reshape(tensors[0], g.input_shape) if unbatched else tensors[0]
+                chosen = tuned_algorithm(backend, x4, tensors[1], g, dtype)
+            except Exception:  # symbolic (traced) tensors cannot be timed: keep the rule
+                pass
         _plans[key] = (backend, g, dtype, unbatched, casts if any(casts) else (), chosen)
     return _run_conv2d(backend, g, dtype, unbatched, algorithm, tensors, kind_source(*ops),
                        spectrum_cache)  # fmt: skip

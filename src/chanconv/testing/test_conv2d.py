@@ -367,3 +367,31 @@ def test_kept_spectrum_is_never_stale(adapter):
         ref = oracle.conv2d(x, K.copy(), None, stride=(1, 1), pads=(2, 2, 2, 2),
                             dilation=(1, 1), groups=1)  # fmt: skip
         np.testing.assert_allclose(y, ref, rtol=1e-11, atol=1e-11)
+
+
+def test_autotune_times_once_per_plan_and_remembers(adapter):
+    """Opt-in: the first auto call of a plan times the candidates and remembers one of
+    them; the result is still the convolution; off again, auto follows its rule."""
+    from chanconv import autotune
+
+    rng = np.random.default_rng(9)
+    x, k = rng.standard_normal((1, 4, 16, 16)), rng.standard_normal((4, 4, 5, 5))
+    X, K = tensor(adapter, x, "float64"), tensor(adapter, k, "float64")
+    ref = oracle.conv2d(x, k, None, stride=(1, 1), pads=(2, 2, 2, 2), dilation=(1, 1), groups=1)
+    g = conv_geometry((1, 4, 16, 16), (4, 4, 5, 5), padding=2)
+    assert not chanconv.autotune_enabled()
+    previous = chanconv.set_autotune(True)
+    try:
+        y = chanconv.conv2d(X, K, padding=2)
+        key = (type(adapter), adapter.name, g, "float64")
+        winner = autotune._winners[key]
+        assert winner in autotune.candidates(adapter, g)
+        assert "fourier" in autotune.candidates(adapter, g)
+        np.testing.assert_allclose(adapter.to_numpy(y), ref, rtol=1e-11, atol=1e-11)
+        chanconv.conv2d(X, K, padding=2)
+        assert autotune._winners[key] == winner  # remembered, not timed again
+    finally:
+        chanconv.set_autotune(previous)
+    assert not autotune._winners  # forgotten with the setting
+    with pytest.raises(TypeError, match="True or False"):
+        chanconv.set_autotune("yes")  # type: ignore[arg-type]

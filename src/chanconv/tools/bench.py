@@ -47,8 +47,9 @@ class Workload:
 
     @property
     def flops(self) -> int:
-        return conv2d_cost(self.input_shape, self.kernel_shape, padding=self.padding,
-                           stride=self.stride).forward_flops
+        return conv2d_cost(
+            self.input_shape, self.kernel_shape, padding=self.padding, stride=self.stride
+        ).forward_flops
 
 
 WORKLOADS = [
@@ -299,7 +300,10 @@ def sgemm_gflops(backend: ArrayBackend, n: int = 2048, budget: float = 1.0) -> f
 
 
 def run_benchmarks(
-    backend_name: str, *, quick: bool = False, progress: Callable[[str], None] | None = None,
+    backend_name: str,
+    *,
+    quick: bool = False,
+    progress: Callable[[str], None] | None = None,
     only: Sequence[str] = (),
 ) -> Report:
     backend = get_adapter(backend_name)
@@ -368,8 +372,9 @@ def run_benchmarks(
 def _kept_spectrum(
     backend: ArrayBackend, w: Workload, x: Tensor, k: Tensor
 ) -> dict[str, Callable[[], object]]:
-    """"fourier-kept": the fourier algorithm with the kernel's spectrum kept from an earlier
-    call, as a layer in inference keeps it (:class:`chanconv.fourier.SpectrumCache`)."""
+    """The fourier algorithm with the kernel's spectrum kept from an earlier
+    call, as a layer in inference keeps it (:class:`chanconv.fourier.SpectrumCache`): the
+    "fourier-kept" column."""
     from chanconv.fourier import SpectrumCache
 
     cache = SpectrumCache()
