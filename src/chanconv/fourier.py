@@ -259,7 +259,7 @@ def _fit(backend: ArrayBackend, t: Tensor, before: int, size: int, need: int, ax
     if after >= 0:
         return pad_axis(backend, t, before, after, axis, dtype)
     t = pad_axis(backend, t, before, 0, axis, dtype)
-    return t[:need] if axis == 0 else t[:, :need]
+    return t[(slice(None),) * axis + (slice(0, need),)]
 
 
 def fourier(
@@ -280,9 +280,11 @@ def fourier(
     else:
         kk = cache.spectrum(backend, k, g, plan, work)
     pt, _, pl, _ = g.pads
-    xq = backend.permute_dims(x, (2, 3, 1, 0))  # (h, w, ci, n): tiles slice the front
-    xq = _fit(backend, xq, pt, g.h, plan.rows * plan.mh + plan.keh - 1, 0, work)
-    xq = _fit(backend, xq, pl, g.w, plan.cols * plan.mw + plan.kew - 1, 1, work)
+    # Padded where the input is contiguous; the tiles' stack then reads it as (h, w, ci, n),
+    # so the one copy that gathers the tiles also does the transposition.
+    xq = _fit(backend, x, pt, g.h, plan.rows * plan.mh + plan.keh - 1, 2, work)
+    xq = _fit(backend, xq, pl, g.w, plan.cols * plan.mw + plan.kew - 1, 3, work)
+    xq = backend.permute_dims(xq, (2, 3, 1, 0))  # (h, w, ci, n): tiles slice the front
     mh, span = plan.mh, plan.keh - 1
     if plan.images_per_chunk:
         step = plan.images_per_chunk
