@@ -286,23 +286,32 @@ def fourier(
     xq = _fit(backend, xq, pl, g.w, plan.cols * plan.mw + plan.kew - 1, 3, work)
     xq = backend.permute_dims(xq, (2, 3, 1, 0))  # (h, w, ci, n): tiles slice the front
     mh, span = plan.mh, plan.keh - 1
+    (sh, sw) = g.stride
+
+    def strided(part: Tensor, first_row: int, nrows: int) -> Tensor:
+        # Each chunk keeps only its strided outputs before the chunks are joined, so the
+        # stride-1 result of the whole call is never held at once.
+        start = (-first_row) % sh
+        stop = min(nrows * mh, plan.oh1 - first_row)
+        return part[:, :, start:stop:sh, : plan.ow1 : sw]
+
     if plan.images_per_chunk:
         step = plan.images_per_chunk
-        parts = [_chunk(backend, xq[:, :, :, b0 : b0 + step], kk, g, plan, mats,
-                        min(step, g.n - b0), plan.rows)
+        parts = [strided(_chunk(backend, xq[:, :, :, b0 : b0 + step], kk, g, plan, mats,
+                                min(step, g.n - b0), plan.rows), 0, plan.rows)
                  for b0 in range(0, g.n, step)]  # fmt: skip
         y = parts[0] if len(parts) == 1 else backend.concat(parts, axis=0)
     else:
         step, images = plan.rows_per_chunk, []
         for b in range(g.n):
-            image = xq[:, :, :, b : b + 1]
-            strips = [_chunk(backend, image[r0 * mh : (r0 + min(step, plan.rows - r0)) * mh + span],
-                             kk, g, plan, mats, 1, min(step, plan.rows - r0))
-                      for r0 in range(0, plan.rows, step)]  # fmt: skip
+            image, strips = xq[:, :, :, b : b + 1], []
+            for r0 in range(0, plan.rows, step):
+                nrows = min(step, plan.rows - r0)
+                rows = image[r0 * mh : (r0 + nrows) * mh + span]
+                part = _chunk(backend, rows, kk, g, plan, mats, 1, nrows)
+                strips.append(strided(part, r0 * mh, nrows))
             images.append(strips[0] if len(strips) == 1 else backend.concat(strips, axis=2))
         y = images[0] if g.n == 1 else backend.concat(images, axis=0)
-    (sh, sw) = g.stride
-    y = y[:, :, : plan.oh1 : sh, : plan.ow1 : sw]
     return y if work == dtype else backend.astype(y, dtype)
 
 
