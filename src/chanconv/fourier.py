@@ -38,11 +38,22 @@ from chanconv.geometry import ConvGeometry
 from chanconv.protocol import ArrayBackend, Tensor
 from chanconv.registry import register_cache
 
-#: Transform sizes tried for each axis. 32 is the largest: the issue's measurements and
-#: ours found 32x32 tiles best for 5x5 kernels; larger tiles make the per-tile DFT
-#: matrices and the per-frequency operands outgrow the L1/L2 caches, and grow the
-#: rounding error (a DFT sums the whole tile).
+#: Transform sizes tried for each axis (even, so the half spectrum has a Nyquist column).
+#: 64 is offered only to kernels too wide for 32: a 32-point tile's DFT matrices (32x34
+#: floats) and its per-frequency operands stay in the L1/L2 caches of the benchmark
+#: machine, larger ones do not, and the rounding error grows with the tile (a DFT sums
+#: all of it). The issue's prototype used 32x32 tiles for 5x5 kernels.
 TILE_SIZES = (4, 8, 16, 32, 64)
+
+
+def _sizes(extent: int) -> list[int]:
+    """Transform sizes for a (dilated) kernel extent: at least two outputs per tile, and
+    the largest only when no smaller one fits; a kernel wider than all gets one size that
+    leaves it two outputs."""
+    fits = [t for t in TILE_SIZES[:-1] if t >= extent + 1]
+    if fits:
+        return fits
+    return [max(TILE_SIZES[-1], extent + 1 + (extent + 1) % 2)]
 
 
 @dataclass(frozen=True)
@@ -99,23 +110,14 @@ def fourier_plan(g: ConvGeometry, itemsize: int, limit: int) -> FourierPlan:
     keh, kew = g.dilation[0] * (g.kh - 1) + 1, g.dilation[1] * (g.kw - 1) + 1
     oh1, ow1 = (g.oh - 1) * g.stride[0] + 1, (g.ow - 1) * g.stride[1] + 1
     best: tuple[float, int, int] | None = None
-    for th in TILE_SIZES:
-        if th < keh + 1 and th != TILE_SIZES[-1]:
-            continue
-        for tw in TILE_SIZES:
-            if tw < kew + 1 and tw != TILE_SIZES[-1]:
-                continue
-            if th - keh + 1 < 1 or tw - kew + 1 < 1:
-                continue
+    for th in _sizes(keh):
+        for tw in _sizes(kew):
             mults, moved = fourier_cost(g, th, tw)
             score = mults + MOVE_WEIGHT * moved
             if best is None or score < best[0]:
                 best = (score, th, tw)
-    if best is None:  # a kernel wider than the largest tile: one tile per kernel extent
-        th, tw = max(TILE_SIZES[-1], keh + 1), max(TILE_SIZES[-1], kew + 1)
-        th, tw = th + th % 2, tw + tw % 2
-    else:
-        _, th, tw = best
+    assert best is not None  # _sizes is never empty
+    _, th, tw = best
     mh, rows = _axis_cost(oh1, keh, th)
     mw, cols = _axis_cost(ow1, kew, tw)
     # Live at once, at worst: a stage's input and output, each up to twice the spectrum.
