@@ -318,16 +318,17 @@ def test_fourier_chunks_agree_with_one_piece(adapter, limit):
 
 
 def test_fourier_large_kernel_float32_accuracy(adapter):
-    """A 9x9 kernel over 32 channels on 40x40 tiles of float32: within the oracle bound."""
+    """A 9x9 kernel over 8 channels, 20x20 outputs in several float32 tiles: within the
+    oracle bound (small, since the oracle is a Python loop)."""
     rng = np.random.default_rng(6)
-    x, k = rng.standard_normal((2, 32, 40, 40)), rng.standard_normal((8, 32, 9, 9))
+    x, k = rng.standard_normal((1, 8, 20, 20)), rng.standard_normal((2, 8, 9, 9))
     y = chanconv.conv2d(tensor(adapter, x, "float32"), tensor(adapter, k, "float32"),
                         padding=4, algorithm="fourier")  # fmt: skip
     geometry = dict(stride=(1, 1), pads=(4, 4, 4, 4), dilation=(1, 1), groups=1)
     ref = oracle.conv2d(x.astype("float32").astype("float64"),
                         k.astype("float32").astype("float64"), None, **geometry)  # fmt: skip
     magnitude = oracle.conv2d(np.abs(x), np.abs(k), None, **geometry)
-    close_to_oracle(adapter.to_numpy(y), ref, magnitude, 32 * 81, "float32")
+    close_to_oracle(adapter.to_numpy(y), ref, magnitude, 8 * 81, "float32")
 
 
 def test_auto_picks_fourier_by_its_cost_model(adapter):
