@@ -1,5 +1,5 @@
 """2-D convolution (cross-correlation, as in deep learning) with stride, padding, dilation,
-groups, bias and batches, by three algorithms written once against the protocol.
+groups, bias and batches, by algorithms written once against the protocol.
 
 * ``direct``: the sum over the kh*kw kernel offsets of a 1x1 convolution of the shifted
   (strided, dilated) input window, each a matmul over channels: the section's 1x1 insight,
@@ -9,6 +9,9 @@ groups, bias and batches, by three algorithms written once against the protocol.
   :func:`im2col_limit` bytes (:func:`set_im2col_limit`).
 * ``native``: the framework's own convolution, through the optional protocol extension
   :class:`chanconv.protocol.NativeConv2d`.
+* ``fourier``: overlap-save tiles whose small DFTs are matmuls by precomputed cosine and
+  sine matrices, and per-frequency channel mixing: fewer multiplications for large
+  kernels (:mod:`chanconv.fourier`).
 
 ``auto`` (see :func:`choose_algorithm`) picks one of them.
 """
