@@ -500,7 +500,9 @@ def summary_markdown(reports: list[Report]) -> str:
             for method in methods:
                 if any(m.method == method for m in r.measurements):
                     ratio = _ratio(r, w, method)
-                    cells.append("" if ratio is None else f"{ratio:.2f}")
+                    # Below 0.01 (fourier on the seed) two decimals would print 0.00.
+                    cells.append("" if ratio is None else f"{ratio:.2f}" if ratio >= 0.01
+                                 else f"{ratio:.1e}")  # fmt: skip
         lines.append(f"| {w} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
