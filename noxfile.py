@@ -11,7 +11,15 @@ from pathlib import Path
 
 import nox
 
-BACKENDS = ["numpy", "torch", "tensorflow", "mxnet"]
+#: Backends from plugin packages in plugins/, installed next to chanconv as a user would
+#: (``pip install ./plugins/chanconv-jax``), each with the plugin's own extras.
+PLUGINS = {"jax": ("plugins/chanconv-jax", "flax")}
+# array-api-strict: any Array API library through the generic adapter, proven on the
+# standard's strict reference library.
+BACKENDS = ["numpy", "torch", "tensorflow", "mxnet", "array-api-strict", *PLUGINS]
+#: The check of every dtype (``matrix``) includes float64, which JAX computes only where
+#: the user enabled its 64-bit mode (the jax plugin's documented dtype rule).
+FLOAT64_ENV = {"jax": {"JAX_ENABLE_X64": "1"}}
 CONSTRAINTS = Path(__file__).parent / "constraints"
 
 nox.options.sessions = ["tests", "lint"]
@@ -19,8 +27,15 @@ nox.options.error_on_missing_interpreters = True
 
 
 def install(session: nox.Session, backend: str, *extras: str) -> None:
+    constraints = ("-c", str(CONSTRAINTS / f"{backend}.txt"))
+    if backend in PLUGINS:
+        path, plugin_extras = PLUGINS[backend]
+        own = ",".join((plugin_extras, *(e for e in extras if e == "test")))
+        core = f".[{','.join(extras)}]" if extras else "."
+        session.install(*constraints, core, f"./{path}[{own}]")
+        return
     spec = ",".join((backend, *extras))
-    session.install("-c", str(CONSTRAINTS / f"{backend}.txt"), f".[{spec}]")
+    session.install(*constraints, f".[{spec}]")
 
 
 @nox.session
@@ -29,13 +44,18 @@ def tests(session: nox.Session, backend: str) -> None:
     """The shipped conformance suite, then the repository's unit and example tests, against
     one backend. The suite runs from the installed package, as a plugin author runs it."""
     install(session, backend, "test")
-    env = {"CHANCONV_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {"CHANCONV_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "JAX_PLATFORMS": "cpu"}
     report = Path("build") / "conformance" / f"{backend}.json"
     session.run(
         "pytest", "--pyargs", "chanconv.testing", f"--backend={backend}",
         f"--report-json={report}", *session.posargs, env=env,
     )  # fmt: skip
     session.run("pytest", "tests", f"--backend={backend}", *session.posargs, env=env)
+    if backend in PLUGINS:  # the plugin's own tests: jit, grad, vmap, Flax, the book's tab
+        session.run("pytest", f"{PLUGINS[backend][0]}/tests", *session.posargs, env=env)
+        # Type-checked here, where its framework is installed (lint's virtualenv has none).
+        session.install("mypy>=1.10")
+        session.run("mypy", "--strict", f"{PLUGINS[backend][0]}/src", env={"MYPYPATH": "src"})
 
 
 @nox.session
@@ -92,7 +112,8 @@ def matrix(session: nox.Session, backend: str) -> None:
     report.unlink(missing_ok=True)  # a failed run must not leave an old report behind
     session.run(
         "python", "-m", "chanconv", "check", f"--backend={backend}", f"--json={report}",
-        *session.posargs, success_codes=[0, 1], env={"TF_CPP_MIN_LOG_LEVEL": "2"},
+        *session.posargs, success_codes=[0, 1],
+        env={"TF_CPP_MIN_LOG_LEVEL": "2", **FLOAT64_ENV.get(backend, {})},
     )  # fmt: skip
     session.notify("matrix_report")  # failures show in the report, which then fails
 
@@ -105,5 +126,6 @@ def matrix_report(session: nox.Session) -> None:
     session.install("-c", str(CONSTRAINTS / "numpy.txt"), ".")
     session.run(
         "python", "-m", "chanconv", "matrix-report", str(Path("build") / "matrix"),
-        f"--expect={','.join(BACKENDS)}",
+        # Reports name backends canonically: array-api-strict is array_api_strict there.
+        f"--expect={','.join(b.replace('-', '_') for b in BACKENDS)}",
     )  # fmt: skip

@@ -2,7 +2,8 @@
 with chanconv's Conv2D and each framework's own training loop.
 
 Run: ``CHANCONV_BACKEND=torch python examples/edge_detection.py`` (numpy, torch,
-tensorflow or mxnet). Prints the learned kernel, which should be close to [[1, -1]].
+tensorflow, mxnet, jax with the chanconv-jax plugin, or an Array API library such as
+array_api_strict). Prints the learned kernel, which should be close to [[1, -1]].
 """
 
 from __future__ import annotations
@@ -73,14 +74,55 @@ def train_mxnet(lr: float, epochs: int) -> Any:
     return layer.weight.data().asnumpy()
 
 
+def train_array_api(namespace: str, lr: float, epochs: int) -> Any:
+    """Any Array API library, through chanconv's generic adapter: its own arrays and
+    arithmetic, with chanconv's layer and its explicit backward pass (the standard has no
+    autograd)."""
+    import importlib
+
+    import numpy as np
+
+    xp = importlib.import_module(namespace)
+    layer = _layer()
+    x, y = xp.asarray(X, dtype=xp.float32), xp.asarray(Y, dtype=xp.float32)
+    for _ in range(epochs):
+        layer.backward(2 * (layer(x) - y))
+        layer.sgd_step(lr)
+    return np.from_dlpack(layer.weight)
+
+
+def train_jax(lr: float, epochs: int) -> Any:
+    # The jax backend comes from the chanconv-jax plugin; its Conv2D is a Flax module.
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    layer, x, y = _layer(), jnp.array(X), jnp.array(Y)
+    params = layer.init(jax.random.PRNGKey(0), x)
+
+    def loss(params: Any) -> Any:
+        return ((layer.apply(params, x) - y) ** 2).sum()
+
+    @jax.jit
+    def step(params: Any) -> Any:  # plain SGD on the parameter tree
+        return jax.tree.map(lambda w, g: w - lr * g, params, jax.grad(loss)(params))
+
+    for _ in range(epochs):
+        params = step(params)
+    return np.asarray(params["params"]["weight"])
+
+
 TRAINERS = {"numpy": train_numpy, "torch": train_torch, "tensorflow": train_tensorflow,
-            "mxnet": train_mxnet}  # fmt: skip
+            "mxnet": train_mxnet, "jax": train_jax}  # fmt: skip
 
 
 def learn_edge_kernel(backend: str, lr: float = 3e-2, epochs: int = 30) -> list[list[float]]:
     """Train on ``backend`` and return the learned 1x2 kernel as nested lists."""
     with chanconv.use_backend(backend) as adapter:
-        weight = TRAINERS[adapter.name](lr, epochs)
+        if getattr(adapter, "generic", False):
+            weight = train_array_api(adapter.framework, lr, epochs)
+        else:
+            weight = TRAINERS[adapter.name](lr, epochs)
     return [[float(v) for v in row] for row in weight.reshape(1, 2)]
 
 

@@ -1,14 +1,13 @@
 """What every adapter shares: lazy framework import, version, identity kind handling.
 
 Subclassing is optional: a third-party adapter only has to satisfy
-:class:`chanconv.protocol.ArrayBackend`.
+[`chanconv.protocol.ArrayBackend`][chanconv.protocol.ArrayBackend].
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-from collections.abc import Mapping
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -21,8 +20,6 @@ class Adapter:
     name: ClassVar[str]
     aliases: ClassVar[tuple[str, ...]] = ()
     framework: ClassVar[str]
-    extra: ClassVar[str]
-    d2l_aliases: ClassVar[Mapping[str, str]] = {}
 
     @cached_property
     def fw(self) -> Any:

@@ -6,22 +6,29 @@ groups, bias and batches, by algorithms written once against the protocol.
   generalized. Extra memory: one window.
 * ``im2col``: all windows unfolded into one matrix and multiplied once (the section's
   exercise 6), in tiles of output rows and images so the unfolded matrix never exceeds
-  :func:`im2col_limit` bytes (:func:`set_im2col_limit`).
+  [`im2col_limit`][chanconv.im2col_limit] bytes ([`set_im2col_limit`][chanconv.set_im2col_limit]).
 * ``native``: the framework's own convolution, through the optional protocol extension
-  :class:`chanconv.protocol.NativeConv2d`.
+  [`chanconv.protocol.NativeConv2d`][chanconv.protocol.NativeConv2d].
 * ``fourier``: overlap-save tiles whose small DFTs are matmuls by precomputed cosine and
   sine matrices, and per-frequency channel mixing: fewer multiplications for large
-  kernels (:mod:`chanconv.fourier`).
+  kernels (``chanconv.fourier``).
 
-``auto`` (see :func:`choose_algorithm`) picks one of them.
+``auto`` (see ``choose_algorithm``) picks one of them.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from chanconv.geometry import ConvGeometry
-from chanconv.protocol import ArrayBackend, FourierCalibration, NativeConv2d, Tensor
+from chanconv.protocol import (
+    ArrayBackend,
+    FourierCalibration,
+    NativeConv2d,
+    PointwiseHint,
+    Tensor,
+    implements,
+)  # fmt: skip
 
 if TYPE_CHECKING:
     from chanconv.fourier import SpectrumCache
@@ -64,22 +71,14 @@ def set_im2col_limit(nbytes: int) -> int:
     return previous
 
 
-_native_by_type: dict[type, bool] = {}
-
-
 def has_native(backend: ArrayBackend) -> bool:
-    """Whether the backend implements :class:`NativeConv2d`, cached per adapter class: a
-    runtime protocol check costs tens of microseconds, more than a small convolution."""
-    kind = type(backend)
-    found = _native_by_type.get(kind)
-    if found is None:
-        found = _native_by_type[kind] = isinstance(backend, NativeConv2d)
-    return found
+    """Whether the backend implements ``NativeConv2d`` (a cached check)."""
+    return implements(backend, NativeConv2d)
 
 
 #: ``auto`` picks ``fourier`` only when the direct multiplication count is this many times
 #: the cost model's figure for fourier (an adapter may declare its own,
-#: :class:`chanconv.protocol.FourierCalibration`): the model counts multiplications and
+#: ``chanconv.protocol.FourierCalibration``): the model counts multiplications and
 #: copies at full speed, and fourier reached about a third of that speed against im2col's
 #: on the benchmark machine (docs/performance.md).
 FOURIER_MARGIN = 3.0
@@ -91,21 +90,13 @@ FOURIER_MARGIN_NATIVE = 6.0
 #: calls per chunk, which small convolutions cannot amortise.
 FOURIER_MIN_MULTIPLICATIONS = 10**8
 
-_margin_by_type: dict[type, float] = {}
-
 
 def fourier_margin(backend: ArrayBackend) -> float:
-    """The backend's declared :class:`FourierCalibration` margin, or :data:`FOURIER_MARGIN`;
-    cached per adapter class."""
-    kind = type(backend)
-    margin = _margin_by_type.get(kind)
-    if margin is None:
-        if isinstance(backend, FourierCalibration):
-            margin = float(backend.fourier_margin)
-        else:
-            margin = FOURIER_MARGIN_NATIVE if has_native(backend) else FOURIER_MARGIN
-        _margin_by_type[kind] = margin
-    return margin
+    """The backend's declared ``FourierCalibration`` margin, else ``FOURIER_MARGIN``
+    (``FOURIER_MARGIN_NATIVE`` for a backend with its own convolution)."""
+    if implements(backend, FourierCalibration):
+        return float(cast(FourierCalibration, backend).fourier_margin)
+    return FOURIER_MARGIN_NATIVE if has_native(backend) else FOURIER_MARGIN
 
 
 def fourier_wins(backend: ArrayBackend, g: ConvGeometry) -> bool:
@@ -125,18 +116,26 @@ def choose_algorithm(backend: ArrayBackend, g: ConvGeometry) -> str:
     """The ``auto`` rule. A 1x1 kernel with stride 1 and no padding is one matrix
     multiplication over channels, which im2col does without unfolding anything: chosen
     unless the adapter says its matmul is slower than its convolution
-    (``pointwise_matmul = False``: MXNet 1.9's bundled BLAS runs at half the SGEMM peak,
-    its MKL-DNN convolution does not). Otherwise the framework's own convolution where
+    ([PointwiseHint][chanconv.protocol.PointwiseHint] ``pointwise_matmul = False``:
+    MXNet 1.9's bundled BLAS runs at half the SGEMM peak, its MKL-DNN convolution does
+    not). Otherwise the framework's own convolution where
     the backend has one (tuned kernels, and a fused gradient); otherwise im2col, whose
     tiles keep its memory bounded and whose large matmuls beat direct's kh*kw small ones
     on every benchmark workload (docs/performance.md). Before either, ``fourier`` where
-    its cost model says it wins by the backend's margin (:func:`fourier_wins`)."""
+    its cost model says it wins by the backend's margin (``fourier_wins``)."""
     native = has_native(backend)
-    if g.pointwise and (not native or getattr(backend, "pointwise_matmul", True)):
+    if g.pointwise and (not native or pointwise_matmul(backend)):
         return "im2col"
     if fourier_wins(backend, g):
         return "fourier"
     return "native" if native else "im2col"
+
+
+def pointwise_matmul(backend: ArrayBackend) -> bool:
+    """The adapter's [PointwiseHint][chanconv.protocol.PointwiseHint], True without one."""
+    if not implements(backend, PointwiseHint):
+        return True
+    return bool(cast(PointwiseHint, backend).pointwise_matmul)
 
 
 def spread_axis(backend: ArrayBackend, t: Tensor, axis: int, step: int, dtype: str) -> Tensor:
@@ -150,7 +149,7 @@ def spread_axis(backend: ArrayBackend, t: Tensor, axis: int, step: int, dtype: s
     merged = (*shape[:axis], shape[axis] * step, *shape[axis + 1 :])
     flat = backend.reshape(spread, merged)
     keep = (shape[axis] - 1) * step + 1
-    return flat[:, :, :keep] if axis == 2 else flat[:, :, :, :keep]
+    return flat[:, :, :keep, :] if axis == 2 else flat[:, :, :, :keep]
 
 
 def pad_axis(
@@ -179,7 +178,10 @@ def pad_input(backend: ArrayBackend, x: Tensor, g: ConvGeometry, dtype: str) -> 
 
 def window(x: Tensor, g: ConvGeometry, i: int, j: int, rows: tuple[int, int]) -> Tensor:
     """The input pixels that kernel offset (i, j) meets for output rows [rows), all columns:
-    (a, b, len(rows), ow), strided by the stride and shifted by the dilation."""
+    (a, b, len(rows), ow), strided by the stride and shifted by the dilation.
+
+    Like every slice in the core, it names all four axes and stops within them: the Array
+    API standard leaves both implicit trailing axes and out-of-bounds stops unspecified."""
     (sh, sw), (dh, dw) = g.stride, g.dilation
     r0, c0 = i * dh + rows[0] * sh, j * dw
     r1, c1 = r0 + (rows[1] - rows[0] - 1) * sh + 1, c0 + (g.ow - 1) * sw + 1
@@ -238,7 +240,7 @@ def _im2col(backend: ArrayBackend, x: Tensor, k: Tensor, g: ConvGeometry, dtype:
     elif g.oh * row_bytes <= budget:  # whole images fit: tile the batch
         per_tile = budget // (g.oh * row_bytes)
         y = backend.concat(
-            [_im2col_tile(backend, xc[:, b0 : b0 + per_tile], k2, g,
+            [_im2col_tile(backend, xc[:, b0 : min(b0 + per_tile, g.n), :, :], k2, g,
                           min(per_tile, g.n - b0), (0, g.oh))
              for b0 in range(0, g.n, per_tile)],
             axis=1,
@@ -248,7 +250,7 @@ def _im2col(backend: ArrayBackend, x: Tensor, k: Tensor, g: ConvGeometry, dtype:
         strips = [(r0, min(r0 + per_strip, g.oh)) for r0 in range(0, g.oh, per_strip)]
         images = []
         for b in range(g.n):
-            image = xc[:, b : b + 1]
+            image = xc[:, b : b + 1, :, :]
             parts = [_im2col_tile(backend, image, k2, g, 1, rows) for rows in strips]
             images.append(parts[0] if len(parts) == 1 else backend.concat(parts, axis=2))
         y = images[0] if g.n == 1 else backend.concat(images, axis=1)
@@ -256,8 +258,8 @@ def _im2col(backend: ArrayBackend, x: Tensor, k: Tensor, g: ConvGeometry, dtype:
 
 
 def check_algorithm(algorithm: str, backend: ArrayBackend | None, op: str) -> None:
-    """ValueError unless ``algorithm`` is one of :data:`ALGORITHMS` and, given a backend,
-    one it can run (``native`` needs :class:`NativeConv2d`)."""
+    """ValueError unless ``algorithm`` is one of ``ALGORITHMS`` and, given a backend,
+    one it can run (``native`` needs ``NativeConv2d``)."""
     if algorithm not in ALGORITHMS:
         raise ValueError(
             f"{op}: unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}"
@@ -274,9 +276,9 @@ def convolve(
     spectrum_cache: SpectrumCache | None = None,
 ) -> Tensor:  # fmt: skip
     """(n, ci, h, w) * (co, ci/groups, kh, kw) -> (n, co, oh, ow) on already checked and
-    converted tensors of one dtype, by an ``algorithm`` that :func:`check_algorithm` has
+    converted tensors of one dtype, by an ``algorithm`` that ``check_algorithm`` has
     accepted for this backend. ``spectrum_cache`` keeps the fourier algorithm's kernel
-    spectrum between calls (inference only; see :class:`chanconv.fourier.SpectrumCache`)."""
+    spectrum between calls (inference only; see ``chanconv.fourier.SpectrumCache``)."""
     if algorithm == "auto":
         algorithm = choose_algorithm(backend, g)
     if algorithm == "native":

@@ -1,10 +1,10 @@
 """Opt-in autotuning of ``auto``, like ``torch.backends.cudnn.benchmark``.
 
-With :func:`set_autotune` on, the first ``conv2d(..., algorithm="auto")`` of each plan
+With ``set_autotune`` on, the first ``conv2d(..., algorithm="auto")`` of each plan
 (backend, geometry, dtype) times every algorithm that can run it on the call's own
 tensors and remembers the fastest for that plan; later calls use it without timing. Off
 (the default), ``auto`` follows the deterministic rule of
-:func:`chanconv.algorithms.choose_algorithm`. Timing is wall clock in this process and so
+``chanconv.algorithms.choose_algorithm``. Timing is wall clock in this process and so
 as noisy as the machine: two runs may remember different winners, which is why it is
 opt-in. Timing needs eager tensors; inside a traced function (``tf.function``, a
 hybridized Gluon block) the plan is made from the rule instead.

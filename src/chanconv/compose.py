@@ -12,7 +12,7 @@ def compose_kernels(K1: object, K2: object, *, first_stride: int = 1) -> Tensor:
     """The single kernel that does what K1 followed by K2 does, with no nonlinearity between.
 
     K1 is (c, ci, kh1, kw1), applied first with stride ``first_stride``; K2 is
-    (co, c, kh2, kw2). The result has shape (co, ci, kh1 + s*(kh2-1), kw1 + s*(kw2-1)) for
+    (co, c, kh2, kw2). The result has shape ``(co, ci, kh1 + s*(kh2-1), kw1 + s*(kw2-1))`` for
     s = first_stride, and ``conv2d(conv2d(X, K1, stride=s), K2, stride=t)`` equals
     ``conv2d(X, compose_kernels(K1, K2, first_stride=s), stride=s*t)`` for unpadded
     (``"valid"``) convolutions, up to rounding. With s = t = 1 that is the exercise's
@@ -80,9 +80,9 @@ def block_diagonal_kernel(K: object, groups: int) -> Tensor:
         )
     dtype, (kt,) = unify_dtypes(backend, k)
     cog = co // groups
-    blocks = [
-        pad_axis(backend, kt[g * cog : (g + 1) * cog], g * cig, (groups - 1 - g) * cig, 1, dtype)
-        for g in range(groups)
-    ]
+    blocks = []
+    for g in range(groups):
+        rows = kt[g * cog : (g + 1) * cog, :, :, :]  # every axis named, as the standard asks
+        blocks.append(pad_axis(backend, rows, g * cig, (groups - 1 - g) * cig, 1, dtype))
     dense = blocks[0] if groups == 1 else backend.concat(blocks, axis=0)
     return dense if not k.is_tensor else backend.restore_kind(dense, k.original)

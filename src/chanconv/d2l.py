@@ -6,7 +6,9 @@ framework aliases the d2l book reaches through ``d2l.`` (``tensor``, ``normal``,
 framework keeps the meaning its own d2l tab gives a name:
 
 * ``"random.normal"``: an attribute path into the framework module (``tf.random.normal``);
-* ``".sum"``: a method of the first argument (``d2l.reduce_sum(x, 0)`` is ``x.sum(0)``).
+* ``".sum"``: a method of the first argument (``d2l.reduce_sum(x, 0)`` is ``x.sum(0)``);
+* ``"package.module:name"``: an object of another module (a plugin's own d2l helpers, such
+  as the jax plugin's ``get_seed``).
 
 ``numpy`` and ``size`` mean the same everywhere and come from the protocol.
 """
@@ -15,12 +17,13 @@ from __future__ import annotations
 
 import math
 import types
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from importlib import import_module
+from typing import Any, cast
 
 from chanconv import compose, layers, operations
 from chanconv.cost import conv2d_cost
-from chanconv.protocol import ArrayBackend, Tensor
+from chanconv.protocol import ArrayBackend, D2lAliases, Tensor, implements
 from chanconv.registry import active_name, backend_for, get_adapter, use_backend
 
 #: d2l's aliases in NumPy's spelling, shared by the numpy adapter and MXNet's ``mx.np``
@@ -67,6 +70,11 @@ def _size(x: Tensor) -> int:
 _PROTOCOL_ALIASES: dict[str, Callable[..., Any]] = {"numpy": _to_numpy, "size": _size}
 
 
+def d2l_aliases(adapter: ArrayBackend) -> Mapping[str, str]:
+    """The adapter's [D2lAliases][chanconv.protocol.D2lAliases], none without one."""
+    return cast(D2lAliases, adapter).d2l_aliases if implements(adapter, D2lAliases) else {}
+
+
 def resolve_alias(backend: ArrayBackend, spec: str) -> Any:
     """The object an alias spec names (see the module docstring)."""
     if spec.startswith("."):
@@ -77,8 +85,12 @@ def resolve_alias(backend: ArrayBackend, spec: str) -> Any:
 
         call_method.__name__ = call_method.__qualname__ = method
         return call_method
-    obj: Any = getattr(backend, "fw", None) or __import__(backend.framework)
-    for part in spec.split("."):
+    if ":" in spec:
+        module, _, path = spec.partition(":")
+        obj: Any = import_module(module)
+    else:
+        obj, path = import_module(backend.framework), spec
+    for part in path.split("."):
         obj = getattr(obj, part)
     return obj
 
@@ -101,14 +113,15 @@ def lookup(name: str, backend_name: str | None) -> Any:
     if name in _PROTOCOL_ALIASES:
         return _PROTOCOL_ALIASES[name]
     adapter = get_adapter(backend_name or active_name())
-    if name in adapter.d2l_aliases:
-        return resolve_alias(adapter, adapter.d2l_aliases[name])
+    aliases = d2l_aliases(adapter)
+    if name in aliases:
+        return resolve_alias(adapter, aliases[name])
     raise AttributeError(f"chanconv's {adapter.name} namespace has no attribute {name!r}")
 
 
 def names(backend_name: str | None) -> list[str]:
     adapter = get_adapter(backend_name or active_name(), require_installed=False)
-    return sorted({*OPERATIONS, *_PROTOCOL_ALIASES, *adapter.d2l_aliases})
+    return sorted({*OPERATIONS, *_PROTOCOL_ALIASES, *d2l_aliases(adapter)})
 
 
 class Namespace(types.ModuleType):

@@ -18,12 +18,12 @@ input spectrum, a complex product written as the 2x2 real block
 Geometry: the transform computes the stride-1 correlation of the padded input with the
 dilated kernel (dilation inserts zeros into the kernel, which the spectrum absorbs for
 free) and keeps every stride-th output. Stride > 1 is therefore correct but wasteful, and
-``auto`` weighs that (see :func:`fourier_cost`). float16 and bfloat16 compute in float32
+``auto`` weighs that (see ``fourier_cost``). float16 and bfloat16 compute in float32
 and are rounded once at the end: a DFT sums a whole tile, which half precision cannot
 hold to the convolution's accuracy.
 
 Memory: the frequency-domain tiles of the input and output of one chunk are bounded by
-:func:`chanconv.algorithms.im2col_limit`; larger problems are processed in chunks of tile
+``chanconv.algorithms.im2col_limit``; larger problems are processed in chunks of tile
 rows and images, like im2col's tiles.
 """
 
@@ -105,7 +105,7 @@ def fourier_cost(g: ConvGeometry, th: int, tw: int) -> tuple[float, float]:
 
 @lru_cache(maxsize=256)
 def fourier_plan(g: ConvGeometry, itemsize: int, limit: int) -> FourierPlan:
-    """Tile sizes that minimise :func:`fourier_cost` (multiplications plus a weight for
+    """Tile sizes that minimise ``fourier_cost`` (multiplications plus a weight for
     the data moved), and chunks whose frequency-domain tiles stay within ``limit`` bytes."""
     keh, kew = g.dilation[0] * (g.kh - 1) + 1, g.dilation[1] * (g.kw - 1) + 1
     oh1, ow1 = (g.oh - 1) * g.stride[0] + 1, (g.ow - 1) * g.stride[1] + 1
@@ -269,7 +269,7 @@ def fourier(
     cache: SpectrumCache | None = None,
 ) -> Tensor:  # fmt: skip
     """(n, ci, h, w) * (co, ci/G, kh, kw) -> (n, co, oh, ow) by overlap-save tiles;
-    ``cache`` keeps the kernel's spectrum between calls (see :class:`SpectrumCache`)."""
+    ``cache`` keeps the kernel's spectrum between calls (see ``SpectrumCache``)."""
     work = "float32" if dtype in ("float16", "bfloat16") else dtype
     if work != dtype:
         x = backend.astype(x, work)
@@ -319,7 +319,7 @@ def fourier(
 
 class SpectrumCache:
     """The kernel spectrum of the last weights seen, kept for the next call while they are
-    unchanged: for a layer in inference (NumPy's :class:`chanconv.Conv2DLayer` keeps one).
+    unchanged: for a layer in inference (NumPy's ``chanconv.Conv2DLayer`` keeps one).
 
     Never stale: a kept spectrum is reused only when the backend, geometry, tile plan and
     dtype are the same *and* the weights' contents are byte for byte the same as when it

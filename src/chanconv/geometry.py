@@ -1,7 +1,8 @@
 """The shape arithmetic of a 2-D convolution, checked once, in plain Python.
 
 Everything that only needs shapes (output size, padding, the cost model) lives here, so it
-is shared by the forward pass, the explicit backward pass and :func:`conv2d_cost` without
+is shared by the forward pass, the explicit backward pass and [`conv2d_cost`][chanconv.conv2d_cost]
+without
 touching a framework.
 """
 

@@ -1,4 +1,4 @@
-"""The backward pass of :func:`chanconv.conv2d`, written against the protocol.
+"""The backward pass of [`chanconv.conv2d`][chanconv.conv2d], written against the protocol.
 
 Frameworks with autograd differentiate the forward pass themselves; NumPy has none, so
 ``conv2d_vjp`` gives the vector-Jacobian product explicitly: the gradients of

@@ -83,8 +83,9 @@ def pick_backend(**arguments: object) -> ArrayBackend:
         elif not isinstance(value, (list, tuple)):
             raise TypeError(
                 f"{name} is {_describe(value)}; chanconv takes tensors of a known backend "
-                "(numpy, torch, tensorflow, mxnet, or one registered under the entry-point "
-                "group 'chanconv.backends') or nested lists of numbers"
+                "(numpy, torch, tensorflow, mxnet, one registered under the entry-point "
+                "group 'chanconv.backends', or any array with __array_namespace__) or "
+                "nested lists of numbers"
             )
     if len(found) > 1:
         pairs = " but ".join(f"{arg} is a {fw} tensor" for fw, arg in found.items())

@@ -2,10 +2,12 @@
 
 Where the framework has a module system the layer is one of its own modules (a
 ``torch.nn.Module``, a Keras layer, a Gluon block), built by the adapter through the optional
-protocol extension :class:`chanconv.protocol.NativeLayers`, so the framework's optimizers
-train it. Elsewhere (NumPy) it is :class:`Conv2DLayer`, a plain object with an explicit
+protocol extension [`chanconv.protocol.NativeLayers`][chanconv.protocol.NativeLayers], so the
+framework's optimizers
+train it. Elsewhere (NumPy) it is [`Conv2DLayer`][chanconv.Conv2DLayer], a plain object with an
+explicit
 ``backward`` (through ``conv2d_vjp``) and an SGD step. Either way the forward pass is
-``chanconv.conv2d`` and the settings live in one :class:`LayerSpec`.
+``chanconv.conv2d`` and the settings live in one ``LayerSpec``.
 """
 
 from __future__ import annotations
@@ -140,7 +142,8 @@ def Conv2D(
     seed: int | None = None,
 ) -> Any:
     """A trainable 2-D convolution layer of the active backend: a ``torch.nn.Module``, a
-    Keras layer, a Gluon block, or for NumPy a :class:`Conv2DLayer`. Parameters start
+    Keras layer, a Gluon block, or for NumPy a [`Conv2DLayer`][chanconv.Conv2DLayer]. Parameters
+    start
     as PyTorch's do (uniform in +-1/sqrt(fan_in)), drawn from ``seed``.
 
     Examples:

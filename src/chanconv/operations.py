@@ -2,7 +2,7 @@
 and its explicit backward pass ``conv2d_vjp``.
 
 Every function here checks its arguments, converts them to one backend and one dtype, and
-hands the computation to :mod:`chanconv.algorithms`. The section's functions are ``conv2d`` on
+hands the computation to ``chanconv.algorithms``. The section's functions are ``conv2d`` on
 one unbatched image with stride 1 and no padding; only the 1x1 form keeps its own body, the
 single matrix multiplication the section uses it to show.
 """
@@ -215,11 +215,11 @@ def conv2d(
     or None. ``stride``, ``padding`` and ``dilation`` take an int or an (h, w) pair;
     ``padding`` also takes ``"valid"`` (none) and ``"same"`` (output size ceil(h/stride),
     the odd pixel after, as TensorFlow pads). The output is (n, co, oh, ow) with
-    oh = floor((h + 2*ph - dh*(kh-1) - 1) / sh) + 1, or (co, oh, ow) for one image.
+    ``oh = floor((h + 2*ph - dh*(kh-1) - 1) / sh) + 1``, or (co, oh, ow) for one image.
     ``algorithm`` is ``"direct"``, ``"im2col"``, ``"native"`` (the framework's own
-    convolution), ``"fourier"`` (overlap-save tiles, :mod:`chanconv.fourier`) or
-    ``"auto"``; see :mod:`chanconv.algorithms`. All agree to rounding.
-    ``spectrum_cache`` (a :class:`chanconv.fourier.SpectrumCache`) keeps the fourier
+    convolution), ``"fourier"`` (overlap-save tiles, ``chanconv.fourier``) or
+    ``"auto"``; see ``chanconv.algorithms``. All agree to rounding.
+    ``spectrum_cache`` (a ``chanconv.fourier.SpectrumCache``) keeps the fourier
     algorithm's kernel spectrum between calls while K's contents are unchanged: for
     inference only, since no gradient reaches K through a kept spectrum.
 

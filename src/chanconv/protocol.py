@@ -1,6 +1,7 @@
 """The thin tensor protocol that the backend-neutral core is written against.
 
-Every framework adapter (``chanconv.backends.<name>``) implements :class:`ArrayBackend`.
+Every framework adapter (``chanconv.backends.<name>``) implements
+[`ArrayBackend`][chanconv.protocol.ArrayBackend].
 Operation names and semantics follow the Python Array API standard
 (https://data-apis.org/array-api/) wherever the standard has the operation:
 ``asarray``, ``astype``, ``reshape``, ``permute_dims``, ``stack``, ``concat``, ``matmul``,
@@ -18,7 +19,7 @@ objects, so the core can reason about them without importing anything.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -33,7 +34,10 @@ FLOATING_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 @runtime_checkable
 class ArrayBackend(Protocol):
-    """What an adapter provides. See ``backends/numpy.py`` for the shortest example.
+    """What an adapter must provide: identity and the compute primitives. See
+    ``backends/numpy.py`` for the shortest example. Everything else is one of the optional
+    extensions below, declared by implementing it and found with ``isinstance`` (cached per
+    adapter class by [implements][chanconv.protocol.implements]).
 
     Examples:
         >>> import chanconv
@@ -50,13 +54,6 @@ class ArrayBackend(Protocol):
     #: Import name of the framework; the adapter never imports it before the user has.
     @property
     def framework(self) -> str: ...
-    #: The pip extra that installs the framework: ``pip install 'chanconv[<extra>]'``.
-    @property
-    def extra(self) -> str: ...
-    #: d2l's per-framework aliases (``tensor``, ``normal``, ``reduce_sum``, ...), in the
-    #: mini-language of :func:`chanconv.d2l.resolve_alias`.
-    @property
-    def d2l_aliases(self) -> Mapping[str, str]: ...
 
     def is_tensor(self, x: object) -> bool:
         """Whether ``x`` is this framework's tensor. Called only once the framework is
@@ -119,11 +116,9 @@ class NativeConv2d(Protocol):
     core accepts (the core checks arguments first); where the framework's own kernel
     refuses a combination, the adapter works around it rather than raising.
 
-    An adapter with this extension may also set the class attribute
-    ``pointwise_matmul = False`` when its framework's convolution beats its matmul on 1x1
-    layers; ``auto`` then keeps the convolution there (see
-    :func:`chanconv.algorithms.choose_algorithm`). It is read with a default of True, so it is
-    not a protocol member.
+    An adapter with this extension may also implement
+    [PointwiseHint][chanconv.protocol.PointwiseHint] when its framework's convolution
+    beats its matmul on 1x1 layers.
 
     Examples:
         >>> import chanconv
@@ -148,8 +143,8 @@ class FourierCalibration(Protocol):
     """Optional extension: this backend's calibration of the ``fourier`` algorithm's cost
     model. ``auto`` picks ``fourier`` when the direct multiplication count is at least
     ``fourier_margin`` times the model's cost of fourier
-    (:func:`chanconv.fourier.fourier_cost`); an adapter without this extension gets
-    :data:`chanconv.algorithms.FOURIER_MARGIN`. A framework whose own convolution is fast
+    (``chanconv.fourier.fourier_cost``); an adapter without this extension gets
+    ``chanconv.algorithms.FOURIER_MARGIN``. A framework whose own convolution is fast
     declares a larger margin; ``float("inf")`` keeps ``auto`` off fourier altogether.
     Measured per backend in docs/performance.md.
 
@@ -187,3 +182,137 @@ class DeviceList(Protocol):
     May import the framework."""
 
     def devices(self) -> list[str]: ...
+
+
+@runtime_checkable
+class PointwiseHint(Protocol):
+    """Optional extension, a speed hint for adapters with
+    [NativeConv2d][chanconv.protocol.NativeConv2d]: ``pointwise_matmul = False`` when the
+    framework's convolution beats its matmul on 1x1 layers, so ``auto`` keeps the
+    convolution there (see ``chanconv.algorithms.choose_algorithm``).
+    Without this extension ``auto`` uses the matmul."""
+
+    @property
+    def pointwise_matmul(self) -> bool: ...
+
+
+@runtime_checkable
+class PipExtra(Protocol):
+    """Optional extension, metadata of the built-in adapters: the extra of chanconv that
+    installs the framework, ``pip install 'chanconv[<extra>]'``. A third-party adapter
+    does without it: its install command names the distribution that registered it (see
+    ``chanconv.registry.install_command``)."""
+
+    @property
+    def extra(self) -> str: ...
+
+
+@runtime_checkable
+class D2lAliases(Protocol):
+    """Optional extension: d2l's per-framework aliases (``tensor``, ``normal``,
+    ``reduce_sum``, ...), in the mini-language of
+    ``chanconv.d2l.resolve_alias``, so that ``from chanconv import <name> as
+    d2l`` offers them. Without it the namespace holds chanconv's operations only."""
+
+    @property
+    def d2l_aliases(self) -> Mapping[str, str]: ...
+
+
+class FrameworkHelpers(Protocol):
+    """What the shipped conformance suite (``chanconv.testing``) needs to talk to a
+    framework directly, never through chanconv: an adapter's own code cannot then hide
+    a bug by sitting on both sides of an assertion. The built-in backends have theirs in
+    ``chanconv.testing.frameworks``; a third-party adapter supplies them through
+    [ConformanceHelpers][chanconv.protocol.ConformanceHelpers].
+
+    Tensors go in and out as NumPy arrays (``to_numpy`` keeps the tensor's own dtype, with
+    bfloat16 read as float32)."""
+
+    #: ``(label, make)`` for each array kind a user may pass, the framework's default
+    #: first; ``make(numpy_array)`` builds one in the array's dtype.
+    def kinds(self) -> Sequence[tuple[str, Callable[[Any], Tensor]]]: ...
+
+    #: Every type a result of this framework may have.
+    def result_types(self) -> tuple[type, ...]: ...
+
+    def to_numpy(self, t: Tensor) -> Any: ...
+
+    def dtype_name(self, t: Tensor) -> str: ...
+
+    def stack(self, tensors: Sequence[Tensor]) -> Tensor: ...
+
+    def matmul(self, a: Tensor, b: Tensor) -> Tensor: ...
+
+    def weighted_sum(self, y: Tensor, g: Any) -> Tensor:
+        """``sum(y * g)`` by the framework, ``g`` a NumPy array in ``y``'s dtype."""
+        ...
+
+    def gradients(
+        self, make: Callable[[Any], Tensor], fn: Callable[..., Tensor], arrays: Sequence[Any]
+    ) -> list[Any]:
+        """The gradients of the scalar ``fn(*tensors)``, tensors made by ``make`` from
+        ``arrays``, by the framework's own autograd, as NumPy arrays."""
+        ...
+
+    def conv2d(
+        self, x: Tensor, k: Tensor, b: Tensor | None, stride: tuple[int, int],
+        padding: tuple[int, int], dilation: tuple[int, int], groups: int,
+    ) -> Tensor | None:  # fmt: skip
+        """The framework's own convolution (NCHW, symmetric padding), or None where it has
+        none for the case."""
+        ...
+
+    #: The class every ``chanconv.Conv2D`` of this framework is an instance of.
+    def layer_base(self) -> type: ...
+
+    def layer_weight(self, layer: Any) -> Any:
+        """A layer's kernel as a NumPy array, read the framework's way."""
+        ...
+
+    def call_layer(self, layer: Any, x: Tensor) -> Tensor:
+        """The layer applied to ``x`` the framework's way (``layer(x)``, or Flax's
+        ``init`` then ``apply``)."""
+        ...
+
+
+@runtime_checkable
+class ConformanceHelpers(Protocol):
+    """Optional extension of a third-party adapter: the framework helpers the shipped
+    conformance suite needs (see [FrameworkHelpers][chanconv.protocol.FrameworkHelpers]).
+    May import the framework; called once, at the start of a conformance session, and may
+    configure the framework as the suite needs (the jax plugin turns on 64-bit mode, since
+    the suite tests float64)."""
+
+    def conformance_helpers(self) -> FrameworkHelpers: ...
+
+
+@runtime_checkable
+class Compiler(Protocol):
+    """Optional extension: the framework's compiler and its wait for a result computed
+    asynchronously, so that the benchmarks (``chanconv bench``) time chanconv and the
+    framework's own convolution both compiled (JAX: ``jax.jit`` and ``block_until_ready``)."""
+
+    def compile(self, fn: Callable[..., Tensor]) -> Callable[..., Tensor]: ...
+
+    def wait(self, y: Tensor) -> None: ...
+
+
+_implemented: dict[tuple[type, type], bool] = {}
+
+
+def implements(adapter: object, extension: type) -> bool:
+    """Whether ``adapter`` implements the optional ``extension``, cached per adapter class:
+    a runtime protocol check costs tens of microseconds, more than a small convolution.
+
+    Examples:
+        >>> import chanconv
+        >>> implements(chanconv.get_adapter("numpy"), NativeConv2d)
+        False
+        >>> implements(chanconv.get_adapter("numpy"), D2lAliases)
+        True
+    """
+    key = (type(adapter), extension)
+    found = _implemented.get(key)
+    if found is None:
+        found = _implemented[key] = isinstance(adapter, extension)
+    return found

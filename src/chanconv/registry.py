@@ -1,8 +1,13 @@
 """Finding adapters and choosing the active one.
 
 Precedence, highest first: the framework of the tensors passed to an op (see
-:func:`backend_for`), then :func:`use_backend`, then :func:`set_backend`, then the
+[`backend_for`][chanconv.backend_for]), then [`use_backend`][chanconv.use_backend], then
+[`set_backend`][chanconv.set_backend], then the
 ``CHANCONV_BACKEND`` environment variable, then ``numpy``.
+
+Arrays of a library with no adapter of its own but with ``__array_namespace__`` (the Python
+Array API standard) get the generic adapter (``chanconv.backends.array_api``), one instance
+per namespace, added to :func:`adapters` on first sight or first use of its name.
 """
 
 from __future__ import annotations
@@ -14,14 +19,15 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from importlib import import_module
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, cast
 
 from chanconv.adapter import framework_installed
-from chanconv.protocol import ArrayBackend
+from chanconv.protocol import ArrayBackend, PipExtra, implements
 
 ENTRY_POINT_GROUP = "chanconv.backends"
 ENV_VAR = "CHANCONV_BACKEND"
 DEFAULT_BACKEND = "numpy"
+DISTRIBUTION = "chanconv"
 
 # Used when chanconv runs from a source tree without installed metadata; an installed
 # package's entry points say the same and may add third-party backends.
@@ -32,9 +38,13 @@ _BUILTIN = {
     "mxnet": "chanconv.backends.mxnet:MxnetBackend",
 }
 
+#: The generic adapter for Array API libraries; not an entry point: it is the fallback.
+GENERIC = "chanconv.backends.array_api:ArrayApiBackend"
+
 _adapters: dict[str, ArrayBackend] | None = None
 _names: dict[str, str] = {}  # every accepted spelling -> canonical name
 _origins: dict[str, str] = {}  # canonical name -> "module:Class" it was loaded from
+_distributions: dict[str, str] = {}  # canonical name -> distribution that registered it
 _type_cache: dict[type, ArrayBackend | None] = {}
 _dependent_caches: list[dict[Any, Any]] = []  # cleared with _type_cache
 _global_choice: str | None = None
@@ -60,13 +70,15 @@ def adapters() -> dict[str, ArrayBackend]:
     """
     global _adapters
     if _adapters is None:
-        targets = dict(_BUILTIN)
-        targets.update({ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)})
+        targets = {name: (target, DISTRIBUTION) for name, target in _BUILTIN.items()}
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            targets[ep.name] = (ep.value, ep.dist.name if ep.dist is not None else ep.module)
         loaded: dict[str, ArrayBackend] = {}
-        for target in targets.values():
+        for target, dist in targets.values():
             adapter = _load_adapter(target)
             loaded[adapter.name] = adapter
             _origins[adapter.name] = target
+            _distributions[adapter.name] = dist
             for spelling in (adapter.name, *adapter.aliases):
                 _names[spelling.lower()] = adapter.name
         _adapters = loaded
@@ -90,6 +102,7 @@ def register(adapter: ArrayBackend, origin: str = "register()") -> None:
     table = adapters()
     table[adapter.name] = adapter
     _origins[adapter.name] = origin
+    _distributions.pop(adapter.name, None)
     for spelling in [s for s, target in _names.items() if target == adapter.name]:
         del _names[spelling]  # a replaced adapter's old aliases must not linger
     for spelling in (adapter.name, *adapter.aliases):
@@ -116,14 +129,107 @@ def origin(name: str) -> str:
     return _origins[get_adapter(name, require_installed=False).name]
 
 
+def distribution(name: str) -> str | None:
+    """The distribution (pip package) whose entry point registered backend ``name``:
+    ``"chanconv"`` for the built-in ones, None for one added by [`register`][chanconv.register].
+
+    Examples:
+        >>> distribution("numpy")
+        'chanconv'
+    """
+    return _distributions.get(get_adapter(name, require_installed=False).name)
+
+
+def is_third_party(name: str) -> bool:
+    """Whether backend ``name`` comes from another package than chanconv (or from
+    [`register`][chanconv.register])."""
+    return distribution(name) != DISTRIBUTION
+
+
+def install_command(name: str) -> str:
+    """The pip command that installs backend ``name`` with its framework: chanconv's extra
+    for an adapter with [PipExtra][chanconv.protocol.PipExtra], else the distribution that
+    registered it, else the framework itself.
+
+    Examples:
+        >>> install_command("torch")
+        "pip install 'chanconv[torch]'"
+    """
+    adapter = get_adapter(name, require_installed=False)
+    if implements(adapter, PipExtra):
+        return f"pip install 'chanconv[{cast(PipExtra, adapter).extra}]'"
+    return f"pip install {distribution(name) or adapter.framework}"
+
+
 def canonical_name(name: str) -> str:
-    """``"pytorch"`` -> ``"torch"``; ``ValueError`` listing the known backends otherwise."""
+    """``"pytorch"`` -> ``"torch"``; the module name of an installed Array API library
+    (``"array_api_strict"``, or ``"array-api-strict"``) -> its generic adapter's name;
+    ``ValueError`` listing the known backends otherwise."""
     adapters()
     try:
         return _names[name.strip().lower()]
     except (KeyError, AttributeError):
-        known = ", ".join(sorted(_names))
-        raise ValueError(f"unknown backend {name!r}; known backends: {known}") from None
+        pass
+    generic = _generic_by_name(name)
+    if generic is not None:
+        return generic.name
+    known = ", ".join(sorted(_names))
+    raise ValueError(
+        f"unknown backend {name!r}; known backends: {known}, or the module name of an "
+        "installed Array API library (e.g. array_api_strict)"
+    ) from None
+
+
+def _generic_for(namespace: Any) -> ArrayBackend | None:
+    """The generic adapter of an Array API namespace module, made on first use. None if a
+    dedicated adapter already holds that name (it did not claim the array, so neither
+    may a stand-in under its name)."""
+    table = adapters()
+    existing = table.get(namespace.__name__)
+    if existing is not None:
+        return existing if getattr(existing, "generic", False) else None
+    module_name, _, attr = GENERIC.partition(":")
+    adapter: ArrayBackend = getattr(import_module(module_name), attr)(namespace.__name__)
+    table[adapter.name] = adapter
+    _origins[adapter.name] = GENERIC
+    for spelling in (adapter.name, *adapter.aliases):
+        _names.setdefault(spelling.lower(), adapter.name)
+    return adapter
+
+
+def _generic_by_name(name: object) -> ArrayBackend | None:
+    """The generic adapter of the Array API library whose namespace module is ``name``
+    (dashes read as underscores; as spelled, else in lower case). A library not imported
+    yet is imported: the caller named it to compute with it. None for anything that is not
+    such a namespace."""
+    if not isinstance(name, str):
+        return None
+    spelled = name.strip().replace("-", "_")
+    for module_name in dict.fromkeys((spelled, spelled.lower())):
+        module = _namespace_module(module_name)
+        if module is not None:
+            return _generic_for(module)
+    return None
+
+
+def _namespace_module(module_name: str) -> Any:
+    """The module ``module_name`` if it is installed and an Array API namespace, else None."""
+    if not all(part.isidentifier() for part in module_name.split(".")):
+        return None
+    module = sys.modules.get(module_name)
+    if module is None:
+        top = module_name.partition(".")[0]
+        # find_spec of a dotted name imports its parent: only look where that is harmless.
+        if top != module_name and top not in sys.modules:
+            return None
+        try:
+            if not framework_installed(module_name):
+                return None
+            module = import_module(module_name)
+        except (ImportError, ValueError):
+            return None
+    # The standard has every namespace state the version it implements.
+    return module if isinstance(getattr(module, "__array_api_version__", None), str) else None
 
 
 def get_adapter(name: str, *, require_installed: bool = True) -> ArrayBackend:
@@ -137,17 +243,17 @@ def get_adapter(name: str, *, require_installed: bool = True) -> ArrayBackend:
         <chanconv backend 'numpy'>
         >>> np_backend.shape(np_backend.asarray([[1.0, 2.0, 3.0]], "float32"))
         (1, 3)
-        >>> chanconv.get_adapter("jax")  # doctest: +ELLIPSIS
+        >>> chanconv.get_adapter("theano")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: unknown backend 'jax'; known backends: ...
+        ValueError: unknown backend 'theano'; known backends: ...
     """
     adapter = adapters()[canonical_name(name)]
     if require_installed and adapter.framework not in sys.modules:
         if not framework_installed(adapter.framework):
             raise ImportError(
                 f"the {adapter.name!r} backend needs the {adapter.framework!r} package, which "
-                f"is not installed; install it with: pip install 'chanconv[{adapter.extra}]'"
+                f"is not installed; install it with: {install_command(adapter.name)}"
             )
     return adapter
 
@@ -157,7 +263,9 @@ def backend_for(x: object) -> ArrayBackend | None:
 
     A cached lookup on ``type(x)``; on a miss, only frameworks already in ``sys.modules``
     are asked, so this never imports one (an object of a framework that is not imported
-    cannot exist).
+    cannot exist). When no adapter claims ``x`` and its type has ``__array_namespace__``,
+    the generic adapter of that namespace serves it (``<chanconv backend 'array_api_strict'
+    (array-api)>``).
 
     Examples:
         >>> import numpy as np
@@ -174,9 +282,19 @@ def backend_for(x: object) -> ArrayBackend | None:
         pass
     found = None
     for adapter in adapters().values():
+        if getattr(adapter, "generic", False):
+            continue  # dedicated adapters first: the generic one is the fallback
         if adapter.framework in sys.modules and adapter.is_tensor(x):
             found = adapter
             break
+    if found is None and not isinstance(x, type):
+        get_namespace = getattr(tp, "__array_namespace__", None)
+        if get_namespace is not None:
+            try:
+                namespace = get_namespace(x)
+            except Exception:  # a library's own refusal: not an array chanconv can use
+                namespace = None
+            found = None if namespace is None else _generic_for(namespace)
     _type_cache[tp] = found
     return found
 
@@ -203,7 +321,8 @@ def active_name() -> str:
 
 
 def active_backend() -> ArrayBackend:
-    """The adapter of :func:`active_name`, its framework checked to be installed."""
+    """The adapter of [`active_name`][chanconv.active_name], its framework checked to be
+    installed."""
     return get_adapter(active_name())
 
 

@@ -19,7 +19,15 @@ BUILTINS = {"numpy": ("numpy", "numpy"), "torch": ("torch", "torch"),
 def _table(out: str) -> dict[str, list[str]]:
     """backend name -> the row's cells (split on runs of two or more spaces)."""
     lines = out.splitlines()
-    assert lines[0].split() == ["backend", "installed", "version", "devices", "adapter", "install"]
+    assert lines[0].split() == [
+        "backend",
+        "installed",
+        "version",
+        "devices",
+        "adapter",
+        "from",
+        "install",
+    ]
     assert set(lines[1]) <= {"-", " "}
     rows = {}
     for line in lines[2:]:
@@ -39,6 +47,7 @@ def test_backends_lists_the_four_builtins_installed_or_not(capsys):
         row = rows[name]
         adapter = chanconv.get_adapter(name, require_installed=False)
         assert f"chanconv.backends.{name}:" in " ".join(row)
+        assert "built-in" in row
         if importlib.util.find_spec(framework) is not None:
             installed += 1
             assert row[1] == "yes"
@@ -57,6 +66,7 @@ def test_each_builtin_row(builtin):
     assert info.error is None
     assert info.origin.startswith(f"chanconv.backends.{builtin.name}:")
     assert info.install_command == f"pip install 'chanconv[{builtin.extra}]'"
+    assert info.distribution == "chanconv" and not info.third_party
     if builtin.installed:
         assert info.version == chanconv.get_adapter(builtin.name).version()
         assert info.devices, "an installed framework computes on at least one device"
@@ -74,7 +84,14 @@ def test_a_third_party_backend_shows_where_it_comes_from(grid, capsys):
     assert cli.main(["backends"]) == 0
     row = _table(capsys.readouterr().out)["grid"]
     # no devices() method: the column says so, and nothing breaks
-    assert row == ["grid", "yes", "0.0.1+test", "-", "chanconv_test_grid:GridBackend"]
+    assert row == [
+        "grid",
+        "yes",
+        "0.0.1+test",
+        "-",
+        "chanconv_test_grid:GridBackend",
+        "register() (third-party)",
+    ]
 
 
 def test_a_registered_backend_without_its_framework_names_its_extra(ghost, capsys):
@@ -104,13 +121,15 @@ def test_a_framework_whose_import_fails_is_shown_not_raised(grid, capsys):
 
 def test_format_inventory_of_synthetic_rows():
     rows = [
-        BackendInfo("alpha", (), "alphafw", True, "1.2", ("cpu", "gpu:0"), "pkg.a:A", "alpha"),
-        BackendInfo("beta", ("b",), "betafw", False, None, None, "pkg.b:B", "beta-extra"),
-    ]
+        BackendInfo("alpha", (), "alphafw", True, "1.2", ("cpu", "gpu:0"), "pkg.a:A",
+                    "pip install 'chanconv[alpha]'", "chanconv"),
+        BackendInfo("beta", ("b",), "betafw", False, None, None, "pkg.b:B",
+                    "pip install beta-dist", "beta-dist"),
+    ]  # fmt: skip
     lines = format_inventory(rows).splitlines()
-    assert lines[2].split() == ["alpha", "yes", "1.2", "cpu,", "gpu:0", "pkg.a:A"]
-    assert lines[3].split() == ["beta", "no", "-", "-", "pkg.b:B", "pip", "install",
-                                "'chanconv[beta-extra]'"]  # fmt: skip
+    assert lines[2].split() == ["alpha", "yes", "1.2", "cpu,", "gpu:0", "pkg.a:A", "built-in"]
+    assert lines[3].split() == ["beta", "no", "-", "-", "pkg.b:B", "beta-dist", "(third-party)",
+                                "pip", "install", "beta-dist"]  # fmt: skip
     assert len(lines) == 4
 
 

@@ -3,7 +3,7 @@ plugin, is held to the same items::
 
     pytest --pyargs chanconv.testing --backend NAME [--report-json FILE] [--xfail-file FILE]
 
-Every item compares chanconv with a float64 loop oracle (:mod:`chanconv.testing.oracle`) or
-with the framework's own API (:mod:`chanconv.testing.frameworks`), never with chanconv
-itself. Options are described in :mod:`chanconv.testing.plugin`.
+Every item compares chanconv with a float64 loop oracle (``chanconv.testing.oracle``) or
+with the framework's own API (``chanconv.testing.frameworks``), never with chanconv
+itself. Options are described in ``chanconv.testing.plugin``.
 """

@@ -1,4 +1,4 @@
-"""The conformance suite's options (:mod:`chanconv.testing.plugin`) and its fixtures for
+"""The conformance suite's options (``chanconv.testing.plugin``) and its fixtures for
 "another framework" in every virtualenv.
 
 Each test virtualenv has NumPy plus at most one framework, so a test about two frameworks

@@ -1,5 +1,5 @@
 """Fixtures of chanconv's conformance suite, for ``conftest.py`` files to import: the backend
-under test (``--backend``, see :mod:`chanconv.testing.plugin`), its adapter, and the
+under test (``--backend``, see ``chanconv.testing.plugin``), its adapter, and the
 selection of that backend for the whole session."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import pytest
 
 import chanconv
 from chanconv import registry
+from chanconv.testing import frameworks
 from chanconv.testing.plugin import WORST_ERROR, backend_under_test
 
 __all__ = ["_select_backend", "adapter", "backend_name", "record_error"]
@@ -30,6 +31,8 @@ def adapter(backend_name: str) -> Any:
 def _select_backend(backend_name: str) -> Iterator[None]:
     # Lists and other non-tensors follow the backend under test.
     chanconv.set_backend(backend_name)
+    # A plugin's conformance helpers may configure its framework: before any test runs.
+    frameworks.plugin_helpers(backend_name)
     yield
     chanconv.set_backend(None)
 

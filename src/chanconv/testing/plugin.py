@@ -1,7 +1,7 @@
 """The pytest plugin of chanconv's conformance suite (entry point ``pytest11: chanconv``):
 its command-line options, the JSON report and the xfail file. It is inert in other test
 suites: every hook acts only on the options below. The suite's fixtures live in
-:mod:`chanconv.testing.fixtures`.
+``chanconv.testing.fixtures``.
 
 Options:
 

@@ -3,41 +3,29 @@ own optimizer."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
 import chanconv
 
-#: The layer type each backend must give: the framework's module system, or chanconv's own.
-LAYER_BASES = {
-    "numpy": ("chanconv.layers", "Conv2DLayer"),
-    "torch": ("torch.nn", "Module"),
-    "tensorflow": ("keras.layers", "Layer"),
-    "mxnet": ("mxnet.gluon", "Block"),
-}
+from . import frameworks
 
 
 def test_conv2d_layer_is_the_frameworks_own_kind(backend_name, adapter):
-    module_name, base = LAYER_BASES[backend_name]
     layer = chanconv.Conv2D(4, 6, 3, padding=1, groups=2, seed=1)
-    assert isinstance(layer, getattr(importlib.import_module(module_name), base))
+    assert isinstance(layer, frameworks.layer_base(backend_name))
     x = adapter.asarray(np.random.default_rng(0).standard_normal((2, 4, 5, 5)).astype("float32"))
-    y = layer(x)
+    y = frameworks.call_layer(backend_name, layer, x)
     assert adapter.is_tensor(y) and adapter.shape(y) == (2, 6, 5, 5)
 
 
 def test_conv2d_layer_starts_like_pytorch_and_computes_conv2d(backend_name, adapter):
     layer = chanconv.Conv2D(3, 2, (2, 3), stride=2, seed=5)
-    weight = {"tensorflow": lambda: layer.kernel.numpy(),
-              "mxnet": lambda: layer.weight.data().asnumpy(),
-              "torch": lambda: layer.weight.detach().numpy()}.get(
-        backend_name, lambda: adapter.to_numpy(layer.weight))()  # fmt: skip
+    weight = frameworks.layer_weight(backend_name, layer)
     assert weight.shape == (2, 3, 2, 3)
     assert np.abs(weight).max() <= 1 / np.sqrt(3 * 2 * 3)  # PyTorch's default bound
     x = np.random.default_rng(1).standard_normal((1, 3, 7, 8)).astype("float32")
-    y = adapter.to_numpy(layer(adapter.asarray(x)))
+    y = adapter.to_numpy(frameworks.call_layer(backend_name, layer, adapter.asarray(x)))
     no_bias = adapter.to_numpy(chanconv.conv2d(adapter.asarray(x), adapter.asarray(weight),
                                                stride=2))  # fmt: skip
     bias = (y - no_bias)[0, :, 0, 0]

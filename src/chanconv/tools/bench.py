@@ -20,12 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from chanconv.algorithms import has_native, im2col_limit
 from chanconv.cost import conv2d_cost
 from chanconv.operations import conv2d
-from chanconv.protocol import ArrayBackend, Tensor
+from chanconv.protocol import ArrayBackend, Compiler, NativeConv2d, Tensor, implements
 from chanconv.registry import get_adapter
 
 
@@ -222,7 +222,10 @@ def _random(backend: ArrayBackend, shape: tuple[int, ...], rng: random.Random) -
 
 
 def _sync(backend: ArrayBackend, y: Tensor) -> None:
-    """Wait for the result: MXNet computes asynchronously."""
+    """Wait for the result: MXNet and JAX compute asynchronously."""
+    if implements(backend, Compiler):
+        cast(Compiler, backend).wait(y)
+        return
     wait = getattr(y, "wait_to_read", None)
     if wait is not None:
         wait()
@@ -266,7 +269,40 @@ def framework_conv(
         return [("framework-call", lambda: nd.Convolution(
             mx_x, mx_k, kernel=(kh, kw), pad=(p, p), stride=(s, s), num_filter=co, no_bias=True
         ))]  # fmt: skip
-    return []
+    return _extension_references(backend, w, x, k)
+
+
+def _extension_references(
+    backend: ArrayBackend, w: Workload, x: Tensor, k: Tensor
+) -> list[tuple[str, Callable[[], object]]]:
+    """Any other backend's own convolution, through its NativeConv2d extension; with a
+    Compiler extension, compiled first (the reference), then eager."""
+    if not has_native(backend):
+        return []
+    native, p = cast(NativeConv2d, backend), w.padding
+
+    def own(x: Tensor, k: Tensor) -> Tensor:
+        return native.conv2d_native(x, k, stride=(w.stride, w.stride), padding=(p, p),
+                                    dilation=(1, 1), groups=1)  # fmt: skip
+
+    eager = ("framework-call", partial(own, x, k))
+    if not implements(backend, Compiler):
+        return [eager]
+    compiled = cast(Compiler, backend).compile(own)
+    return [("framework-compiled", partial(compiled, x, k)), eager]
+
+
+def _compiled_methods(
+    backend: ArrayBackend, w: Workload, x: Tensor, k: Tensor
+) -> dict[str, Callable[[], object]]:
+    """chanconv's ``auto`` compiled by the framework (JAX: under ``jax.jit``)."""
+    if not implements(backend, Compiler):
+        return {}
+
+    def auto(x: Tensor, k: Tensor) -> Tensor:
+        return conv2d(x, k, padding=w.padding, stride=w.stride)
+
+    return {"auto-compiled": partial(cast(Compiler, backend).compile(auto), x, k)}
 
 
 def d2l_loops(backend: ArrayBackend, x: Tensor, k: Tensor) -> Tensor:
@@ -331,6 +367,7 @@ def run_benchmarks(
             methods[algorithm] = partial(conv2d, x, k, padding=w.padding, stride=w.stride,
                                          algorithm=algorithm)  # fmt: skip
         methods.update(_kept_spectrum(backend, w, x, k))
+        methods.update(_compiled_methods(backend, w, x, k))
         growth = {}
         for method, call in methods.items():
             # One call alone for memory, the first in a clean state.
@@ -373,7 +410,7 @@ def _kept_spectrum(
     backend: ArrayBackend, w: Workload, x: Tensor, k: Tensor
 ) -> dict[str, Callable[[], object]]:
     """The fourier algorithm with the kernel's spectrum kept from an earlier
-    call, as a layer in inference keeps it (:class:`chanconv.fourier.SpectrumCache`): the
+    call, as a layer in inference keeps it (``chanconv.fourier.SpectrumCache``): the
     "fourier-kept" column."""
     from chanconv.fourier import SpectrumCache
 
@@ -427,8 +464,9 @@ def _chart(report: Report, path: Path) -> Path:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     workloads = list(dict.fromkeys(m.workload for m in report.measurements))
-    methods = ("framework-call", "torch-call", "framework-nchw", "auto", "direct", "im2col",
-               "native", "fourier", "fourier-kept")  # fmt: skip
+    methods = ("framework-compiled", "framework-call", "torch-call", "framework-nchw",
+               "auto-compiled", "auto", "direct", "im2col", "native", "fourier",
+               "fourier-kept")  # fmt: skip
     _gflops_bars(ax, report, workloads, methods)
     ax.set_ylabel("GFLOP/s (float32)")
     ax.set_title(f"chanconv on {report.backend} {report.framework_version} ({report.machine})")

@@ -5,7 +5,7 @@ exactly, and a few hundred seeded random cases of ``corr2d``, ``corr2d_multi_in`
 ``corr2d_multi_in_out``, ``corr2d_multi_in_out_1x1`` and ``conv2d`` (random shapes, stride,
 padding, dilation, groups and bias; ``conv2d`` by every algorithm the backend has), in
 float32 and float64, through chanconv's public functions on the backend's own tensors. Each
-result is compared with :mod:`chanconv.tools.oracle`, plain float64 loops that share no code with
+result is compared with ``chanconv.tools.oracle``, plain float64 loops that share no code with
 the rest of chanconv.
 
 An output element passes when ``|result - oracle| <= RTOL[dtype] * scale + ATOL[dtype]``,
@@ -15,7 +15,7 @@ dtype's rounding per term. The check reports the worst ratio of error to that to
 
 ``--json FILE`` writes the results per operation and dtype, and the outputs themselves for a
 fixed set of *shared inputs* (the same on every backend, whatever ``--cases`` and ``--seed``
-say), from which :mod:`chanconv.tools.matrix` computes the largest difference between backends.
+say), from which ``chanconv.tools.matrix`` computes the largest difference between backends.
 """
 
 from __future__ import annotations
@@ -45,7 +45,14 @@ from chanconv.operations import (
     corr2d_multi_in_out_1x1,
 )
 from chanconv.protocol import ArrayBackend, Tensor
-from chanconv.registry import adapters, backend_for, get_adapter, origin
+from chanconv.registry import (
+    adapters,
+    backend_for,
+    distribution,
+    get_adapter,
+    install_command,
+    origin,
+)
 from chanconv.tools import oracle, reference
 from chanconv.tools.inventory import is_installed
 
@@ -93,7 +100,7 @@ class Case:
                 f"dilation={self.dilation!r}, groups={self.groups}")  # fmt: skip
 
     def oracle(self) -> tuple[Array, Array]:
-        """(value, scale) in float64 from :mod:`chanconv.tools.oracle`."""
+        """(value, scale) in float64 from ``chanconv.tools.oracle``."""
         if self.operation == "conv2d":
             result = oracle.conv2d(self.x, self.k, self.bias, stride=self.stride,
                                    padding=self.padding, dilation=self.dilation,
@@ -268,8 +275,11 @@ class Failure:
 class BackendResult:
     name: str
     framework: str
-    extra: str
+    #: the pip command that installs the backend
+    install: str
     origin: str
+    #: the distribution that registered the adapter ("chanconv" for the built-in ones)
+    distribution: str | None
     #: "pass", "fail", "error" (the framework would not import or compute), "missing"
     status: str = "pass"
     version: str | None = None
@@ -304,7 +314,8 @@ class BackendResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name, "framework": self.framework, "version": self.version,
-            "origin": self.origin, "extra": self.extra, "status": self.status,
+            "origin": self.origin, "distribution": self.distribution, "install": self.install,
+            "status": self.status,
             "error": self.error, "seconds": round(self.seconds, 3), "cases": self.cases,
             "checks": self.checks, "failed": self.failed,
             "worst_ratio": _finite(self.worst_ratio),
@@ -327,7 +338,7 @@ def _finite(value: float | None) -> float | None:
 
 class Progress:
     """A progress bar on a terminal, redrawn in place with ``\\r``; on anything else
-    (a pipe, a CI log) silent until :meth:`close` prints one line."""
+    (a pipe, a CI log) silent until ``close`` prints one line."""
 
     def __init__(self, total: int, stream: TextIO | None = None, width: int = 24) -> None:
         self.total, self.done, self.width = max(total, 1), 0, width
@@ -398,7 +409,8 @@ def check_backend(
     progress: Progress | None = None,
 ) -> BackendResult:  # fmt: skip
     """Run every case in both dtypes (conv2d: by every algorithm) on one backend."""
-    result = BackendResult(adapter.name, adapter.framework, adapter.extra, origin(adapter.name))
+    result = BackendResult(adapter.name, adapter.framework, install_command(adapter.name),
+                           origin(adapter.name), distribution(adapter.name))  # fmt: skip
     started = time.monotonic()
     algos = algorithms(adapter)
     try:
@@ -460,8 +472,9 @@ def check_backend(
 
 def missing_result(adapter: ArrayBackend) -> BackendResult:
     return BackendResult(
-        adapter.name, adapter.framework, adapter.extra, origin(adapter.name), status="missing",
-        error=f"not installed: pip install 'chanconv[{adapter.extra}]'",
+        adapter.name, adapter.framework, install_command(adapter.name), origin(adapter.name),
+        distribution(adapter.name), status="missing",
+        error=f"not installed: {install_command(adapter.name)}",
     )  # fmt: skip
 
 

@@ -89,7 +89,7 @@ def _factor(v: float) -> str:
 
 @dataclass(frozen=True)
 class Explanation:
-    """What :func:`explain` found, and its picture.
+    """What [`explain`][chanconv.explain] found, and its picture.
 
     ``text`` holds the written arithmetic, one line per output channel; ``value`` the
     operation's outputs at ``at``, one Python float per output channel; ``arithmetic`` the

@@ -5,6 +5,10 @@ compute on, where the adapter comes from, and the command that installs a missin
 
 Whether a framework is installed is found without importing it; an installed framework is
 imported to read its version and devices, and a failing import is shown, not raised.
+
+The generic Array API adapter has a row of its own, ``array-api (any library with
+__array_namespace__)``, and each library it has served in this process a row named after
+its namespace, marked ``(array-api)``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import TextIO
 
 from chanconv.adapter import framework_installed
 from chanconv.protocol import ArrayBackend, DeviceList
-from chanconv.registry import adapters, origin
+from chanconv.registry import DISTRIBUTION, adapters, distribution, install_command, origin
 
 
 @dataclass(frozen=True)
@@ -34,13 +38,29 @@ class BackendInfo:
     devices: tuple[str, ...] | None
     #: where the adapter was loaded from: ``module:Class``
     origin: str
-    extra: str
+    #: the pip command that installs the backend and its framework
+    install_command: str
+    #: the distribution that registered the adapter ("chanconv" for the built-in ones;
+    #: None for one added by ``chanconv.register``)
+    distribution: str | None
     #: the import (or version/devices) error, as ``Type: message``
     error: str | None = None
+    #: served by the generic Array API adapter (or, with ``name == "array-api"``, that
+    #: adapter itself)
+    generic: bool = False
 
     @property
-    def install_command(self) -> str:
-        return f"pip install 'chanconv[{self.extra}]'"
+    def label(self) -> str:
+        """The name as the table shows it."""
+        if not self.generic:
+            return self.name
+        return f"{self.name} ({self.framework})" if self.name == "array-api" else (
+            f"{self.name} (array-api)"
+        )  # fmt: skip
+
+    @property
+    def third_party(self) -> bool:
+        return self.distribution != DISTRIBUTION
 
 
 def is_installed(adapter: ArrayBackend) -> bool:
@@ -49,12 +69,13 @@ def is_installed(adapter: ArrayBackend) -> bool:
 
 
 def describe(name: str) -> BackendInfo:
-    """The :class:`BackendInfo` of one backend (imports its framework if installed)."""
+    """The ``BackendInfo`` of one backend (imports its framework if installed)."""
     adapter = adapters()[name]
     info = BackendInfo(
         name=adapter.name, aliases=tuple(adapter.aliases), framework=adapter.framework,
         installed=False, version=None, devices=None, origin=origin(adapter.name),
-        extra=adapter.extra,
+        install_command=install_command(adapter.name), distribution=distribution(adapter.name),
+        generic=bool(getattr(adapter, "generic", False)),
     )  # fmt: skip
     try:
         if not is_installed(adapter):
@@ -69,22 +90,38 @@ def describe(name: str) -> BackendInfo:
     return replace(info, installed=True, version=version, devices=devices)
 
 
+def generic_row() -> BackendInfo:
+    """The generic Array API adapter: built in, needing nothing, serving any array whose type
+    has ``__array_namespace__`` and no adapter of its own."""
+    from chanconv.registry import GENERIC
+
+    return BackendInfo(
+        name="array-api", aliases=(), framework="any library with __array_namespace__",
+        installed=True, version=None, devices=None, origin=GENERIC, install_command="",
+        distribution=DISTRIBUTION, generic=True,
+    )  # fmt: skip
+
+
 def inventory() -> list[BackendInfo]:
-    """Every known backend, built-in ones first, in registration order."""
-    return [describe(name) for name in list(adapters())]
+    """Every known backend, built-in ones first, in registration order; then the generic
+    Array API adapter and the libraries it has served."""
+    rows = [describe(name) for name in list(adapters())]
+    dedicated = [row for row in rows if not row.generic]
+    return [*dedicated, generic_row(), *(row for row in rows if row.generic)]
 
 
 def format_inventory(rows: Sequence[BackendInfo]) -> str:
     """A plain-text table, then one line per import error."""
-    header = ("backend", "installed", "version", "devices", "adapter", "install")
+    header = ("backend", "installed", "version", "devices", "adapter", "from", "install")
     table = [header]
     for row in rows:
         table.append((
-            row.name,
+            row.label,
             ("yes" if row.error is None else "yes, import failed") if row.installed else "no",
             row.version or "-",
             ", ".join(row.devices) if row.devices else "-",
             row.origin,
+            f"{row.distribution or 'register()'} (third-party)" if row.third_party else "built-in",
             "" if row.installed else row.install_command,
         ))  # fmt: skip
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]

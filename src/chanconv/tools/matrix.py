@@ -150,7 +150,7 @@ def _summary(name: str, entry: Mapping[str, Any] | None) -> BackendSummary:
 
 
 def merge(reports: Mapping[str, Mapping[str, Any]], expected: Sequence[str] = ()) -> Matrix:
-    """The matrix of the backends in ``reports`` (as :func:`load_reports` returns them),
+    """The matrix of the backends in ``reports`` (as ``load_reports`` returns them),
     plus a "no report" row for each ``expected`` backend that has none."""
     names = _ordered([*expected, *reports])
     reports = {name: reports[name] for name in names if name in reports}  # pairs in this order
