@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from chanconv import registry
 from chanconv.algorithms import im2col_limit, set_im2col_limit
+from chanconv.autotune import autotune_enabled, set_autotune
 from chanconv.compose import block_diagonal_kernel, compose_kernels
 from chanconv.cost import ConvCost, conv2d_cost
 from chanconv.layers import Conv2D, Conv2DLayer
@@ -52,6 +53,7 @@ __all__ = [
     "Explanation",
     "active_name",
     "adapters",
+    "autotune_enabled",
     "backend_for",
     "block_diagonal_kernel",
     "compose_kernels",
@@ -66,6 +68,7 @@ __all__ = [
     "get_adapter",
     "im2col_limit",
     "register",
+    "set_autotune",
     "set_backend",
     "set_im2col_limit",
     "use_backend",

@@ -1,5 +1,5 @@
 """2-D convolution (cross-correlation, as in deep learning) with stride, padding, dilation,
-groups, bias and batches, by three algorithms written once against the protocol.
+groups, bias and batches, by algorithms written once against the protocol.
 
 * ``direct``: the sum over the kh*kw kernel offsets of a 1x1 convolution of the shifted
   (strided, dilated) input window, each a matmul over channels: the section's 1x1 insight,
@@ -9,6 +9,9 @@ groups, bias and batches, by three algorithms written once against the protocol.
   [`im2col_limit`][chanconv.im2col_limit] bytes ([`set_im2col_limit`][chanconv.set_im2col_limit]).
 * ``native``: the framework's own convolution, through the optional protocol extension
   [`chanconv.protocol.NativeConv2d`][chanconv.protocol.NativeConv2d].
+* ``fourier``: overlap-save tiles whose small DFTs are matmuls by precomputed cosine and
+  sine matrices, and per-frequency channel mixing: fewer multiplications for large
+  kernels (``chanconv.fourier``).
 
 ``auto`` (see ``choose_algorithm``) picks one of them.
 
@@ -24,11 +27,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from chanconv.geometry import ConvGeometry, canonical_geometry
 from chanconv.protocol import (
     ArrayBackend,
+    FourierCalibration,
     InPlaceWrites,
     NativeConv2d,
     PointwiseHint,
@@ -37,7 +41,10 @@ from chanconv.protocol import (
 )
 from chanconv.workarounds import NativeLimit
 
-ALGORITHMS = ("auto", "direct", "im2col", "native")
+if TYPE_CHECKING:
+    from chanconv.fourier import SpectrumCache
+
+ALGORITHMS = ("auto", "direct", "im2col", "native", "fourier")
 ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
 
 _im2col_limit = 64 * 2**20
@@ -110,6 +117,42 @@ def has_inplace(backend: ArrayBackend) -> bool:
     return implements(backend, InPlaceWrites)
 
 
+#: ``auto`` picks ``fourier`` only when the direct multiplication count is this many times
+#: the cost model's figure for fourier (an adapter may declare its own,
+#: ``chanconv.protocol.FourierCalibration``): the model counts multiplications and
+#: copies at full speed, and fourier reached about a third of that speed against im2col's
+#: on the benchmark machine (docs/performance.md).
+FOURIER_MARGIN = 3.0
+#: The margin for a backend with its own convolution and no declared calibration: torch's
+#: (single-threaded) beat fourier with its kernel transform on the d2l 5x5 layer, where
+#: the model's ratio is 4.5, so fourier must promise more than that.
+FOURIER_MARGIN_NATIVE = 6.0
+#: ... and only above this many direct multiplications: fourier makes dozens of protocol
+#: calls per chunk, which small convolutions cannot amortise.
+FOURIER_MIN_MULTIPLICATIONS = 10**8
+
+
+def fourier_margin(backend: ArrayBackend) -> float:
+    """The backend's declared ``FourierCalibration`` margin, else ``FOURIER_MARGIN``
+    (``FOURIER_MARGIN_NATIVE`` for a backend with its own convolution)."""
+    if implements(backend, FourierCalibration):
+        return float(cast(FourierCalibration, backend).fourier_margin)
+    return FOURIER_MARGIN_NATIVE if has_native(backend) else FOURIER_MARGIN
+
+
+def fourier_wins(backend: ArrayBackend, g: ConvGeometry) -> bool:
+    """The cost model's verdict: fourier for large convolutions whose direct count of
+    multiplications is ``fourier_margin`` times fourier's (large kernels, many channels)."""
+    direct = g.n * g.co * g.oh * g.ow * (g.ci // g.groups) * g.kh * g.kw
+    if g.pointwise or direct < FOURIER_MIN_MULTIPLICATIONS:
+        return False
+    from chanconv.fourier import MOVE_WEIGHT, fourier_cost, fourier_plan
+
+    plan = fourier_plan(g, 4, _im2col_limit)
+    multiplications, moved = fourier_cost(g, plan.th, plan.tw)
+    return direct >= fourier_margin(backend) * (multiplications + MOVE_WEIGHT * moved)
+
+
 def choose_algorithm(backend: ArrayBackend, g: ConvGeometry, dtype: str = "float32") -> str:
     """The ``auto`` rule. A 1x1 kernel with stride 1 and no padding is one matrix
     multiplication over channels, which im2col does without unfolding anything: chosen
@@ -120,10 +163,13 @@ def choose_algorithm(backend: ArrayBackend, g: ConvGeometry, dtype: str = "float
     the backend has one (tuned kernels, and a fused gradient); otherwise im2col, whose
     tiles keep its memory bounded and whose large matmuls beat direct's kh*kw small ones
     on every benchmark workload (docs/performance.md). Never ``native`` where the adapter
-    declares its kernel wrong or missing (``native_limit``)."""
+    declares its kernel wrong or missing (``native_limit``). Before either, ``fourier``
+    where its cost model says it wins by the backend's margin (``fourier_wins``)."""
     native = has_native(backend) and native_limit(backend, g, dtype) is None
     if canonical_geometry(g).pointwise and (not native or pointwise_matmul(backend)):
         return "im2col"
+    if fourier_wins(backend, g):
+        return "fourier"
     return "native" if native else "im2col"
 
 
@@ -399,12 +445,15 @@ def check_algorithm(algorithm: str, backend: ArrayBackend | None, op: str) -> No
 
 
 def convolve(
-    backend: ArrayBackend, x: Tensor, k: Tensor, g: ConvGeometry, dtype: str, algorithm: str
-) -> Tensor:
+    backend: ArrayBackend, x: Tensor, k: Tensor, g: ConvGeometry, dtype: str, algorithm: str,
+    spectrum_cache: SpectrumCache | None = None,
+) -> Tensor:  # fmt: skip
     """(n, ci, h, w) * (co, ci/groups, kh, kw) -> (n, co, oh, ow) on already checked and
     converted tensors of one dtype, by an ``algorithm`` that ``check_algorithm`` has
     accepted for this backend. An explicit ``native`` on a geometry the adapter declares
-    its kernel wrong or missing for runs ``im2col`` (``native_limit`` names the reason)."""
+    its kernel wrong or missing for runs ``im2col`` (``native_limit`` names the reason).
+    ``spectrum_cache`` keeps the fourier algorithm's kernel spectrum between calls
+    (inference only; see ``chanconv.fourier.SpectrumCache``)."""
     if algorithm == "auto":
         algorithm = choose_algorithm(backend, g, dtype)
     elif algorithm == "native" and native_limit(backend, g, dtype) is not None:
@@ -421,4 +470,8 @@ def convolve(
         )
     if algorithm == "direct":
         return _direct(backend, pad_input(backend, x, g, dtype), k, g)
+    if algorithm == "fourier":
+        from chanconv.fourier import fourier
+
+        return fourier(backend, x, k, g, dtype, _im2col_limit, spectrum_cache)
     return _im2col(backend, x, k, g, dtype)

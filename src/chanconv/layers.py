@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chanconv.algorithms import check_algorithm
+from chanconv.fourier import SpectrumCache
 from chanconv.geometry import IntPair, Padding, as_pair, conv_geometry
 from chanconv.operations import conv2d, conv2d_vjp
 from chanconv.protocol import ArrayBackend, NativeLayers, Tensor
@@ -67,10 +68,11 @@ class LayerSpec:
         bound = 1 / math.sqrt(cig * kh * kw)
         return [rng.uniform(-bound, bound) for _ in range(co)]
 
-    def forward(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, weight: Tensor, bias: Tensor | None,
+                spectrum_cache: SpectrumCache | None = None) -> Tensor:  # fmt: skip
         return conv2d(x, weight, bias, stride=self.stride, padding=self.padding,
-                      dilation=self.dilation, groups=self.groups,
-                      algorithm=self.algorithm)  # fmt: skip
+                      dilation=self.dilation, groups=self.groups, algorithm=self.algorithm,
+                      spectrum_cache=spectrum_cache)  # fmt: skip
 
 
 class Conv2DLayer:
@@ -94,10 +96,14 @@ class Conv2DLayer:
         self.weight_grad: Tensor = None
         self.bias_grad: Tensor = None
         self._input: Tensor | None = None
+        # No autograd reads this layer's forward (backward recomputes from the weights),
+        # so the fourier kernel spectrum may be kept; it is checked against the weights'
+        # contents on every call, so sgd_step or an in-place edit is never missed.
+        self._spectra = SpectrumCache()
 
     def __call__(self, x: Tensor) -> Tensor:
         self._input = x
-        return self.spec.forward(x, self.weight, self.bias)
+        return self.spec.forward(x, self.weight, self.bias, self._spectra)
 
     def backward(self, dy: Tensor) -> Tensor:
         """Gradients for the last call's input; returns dX."""

@@ -9,12 +9,18 @@ single matrix multiplication the section uses it to show.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chanconv.algorithms import check_algorithm, choose_algorithm, convolve
+from chanconv.autotune import autotune_enabled, tuned_algorithm
 from chanconv.geometry import ConvGeometry, IntPair, Padding, conv_geometry
 from chanconv.grad import convolve_vjp
 from chanconv.inputs import Operand, kind_source, operand, pick_backend, unify_dtypes
 from chanconv.protocol import ArrayBackend, Tensor
 from chanconv.registry import register_cache
+
+if TYPE_CHECKING:
+    from chanconv.fourier import SpectrumCache
 
 #: conv2d's checked signatures: (argument types, shapes, dtypes, settings) -> what the checks
 #: worked out (backend, geometry, dtype, unbatched, casts, algorithm). Cleared when an
@@ -201,6 +207,7 @@ def conv2d(
     dilation: IntPair = 1,
     groups: int = 1,
     algorithm: str = "auto",
+    spectrum_cache: SpectrumCache | None = None,
 ) -> Tensor:
     """2-D convolution (cross-correlation) as deep-learning frameworks define it.
 
@@ -210,7 +217,11 @@ def conv2d(
     the odd pixel after, as TensorFlow pads). The output is (n, co, oh, ow) with
     ``oh = floor((h + 2*ph - dh*(kh-1) - 1) / sh) + 1``, or (co, oh, ow) for one image.
     ``algorithm`` is ``"direct"``, ``"im2col"``, ``"native"`` (the framework's own
-    convolution) or ``"auto"``; see ``chanconv.algorithms``. All agree to rounding.
+    convolution), ``"fourier"`` (overlap-save tiles, ``chanconv.fourier``) or
+    ``"auto"``; see ``chanconv.algorithms``. All agree to rounding.
+    ``spectrum_cache`` (a ``chanconv.fourier.SpectrumCache``) keeps the fourier
+    algorithm's kernel spectrum between calls while K's contents are unchanged: for
+    inference only, since no gradient reaches K through a kept spectrum.
 
     Examples:
         >>> X = [[[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[1, 2, 3], [4, 5, 6], [7, 8, 9]]]
@@ -229,7 +240,8 @@ def conv2d(
     if plan is not None:
         backend, g, dtype, unbatched, casts, algorithm = plan
         if bias is None and not (unbatched or casts):  # the common case, kept short
-            y = convolve(backend, backend.asarray(X), backend.asarray(K), g, dtype, algorithm)
+            y = convolve(backend, backend.asarray(X), backend.asarray(K), g, dtype, algorithm,
+                         spectrum_cache)  # fmt: skip
             return backend.restore_kind(y, X)
         tensors = [backend.asarray(X), backend.asarray(K)]
         if bias is not None:
@@ -237,7 +249,7 @@ def conv2d(
         if casts:
             tensors = [backend.astype(t, dtype) if c else t
                        for t, c in zip(tensors, casts, strict=True)]  # fmt: skip
-        return _run_conv2d(backend, g, dtype, unbatched, algorithm, tensors, X)
+        return _run_conv2d(backend, g, dtype, unbatched, algorithm, tensors, X, spectrum_cache)
 
     check_algorithm(algorithm, None, "conv2d")
     backend, g, ops, unbatched = _conv_operands(
@@ -251,16 +263,23 @@ def conv2d(
         casts = tuple(op.dtype != dtype for op in ops)
         # auto's choice depends on the backend and the geometry only: made once per plan.
         chosen = choose_algorithm(backend, g, dtype) if algorithm == "auto" else algorithm
+        if algorithm == "auto" and autotune_enabled():
+            try:
+                x4 = backend.reshape(tensors[0], g.input_shape) if unbatched else tensors[0]
+                chosen = tuned_algorithm(backend, x4, tensors[1], g, dtype)
+            except Exception:  # symbolic (traced) tensors cannot be timed: keep the rule
+                pass
         _plans[key] = (backend, g, dtype, unbatched, casts if any(casts) else (), chosen)
-    return _run_conv2d(backend, g, dtype, unbatched, algorithm, tensors, kind_source(*ops))
+    return _run_conv2d(backend, g, dtype, unbatched, algorithm, tensors, kind_source(*ops),
+                       spectrum_cache)  # fmt: skip
 
 
 def _run_conv2d(
     backend: ArrayBackend, g: ConvGeometry, dtype: str, unbatched: bool, algorithm: str,
-    tensors: list[Tensor], like: object | None,
+    tensors: list[Tensor], like: object | None, spectrum_cache: SpectrumCache | None = None,
 ) -> Tensor:  # fmt: skip
     x = backend.reshape(tensors[0], g.input_shape) if unbatched else tensors[0]
-    y = convolve(backend, x, tensors[1], g, dtype, algorithm)
+    y = convolve(backend, x, tensors[1], g, dtype, algorithm, spectrum_cache)
     if len(tensors) == 3:
         y = y + backend.reshape(tensors[2], (1, g.co, 1, 1))
     if unbatched:

@@ -150,6 +150,26 @@ class NativeConv2d(Protocol):
 
 
 @runtime_checkable
+class FourierCalibration(Protocol):
+    """Optional extension: this backend's calibration of the ``fourier`` algorithm's cost
+    model. ``auto`` picks ``fourier`` when the direct multiplication count is at least
+    ``fourier_margin`` times the model's cost of fourier
+    (``chanconv.fourier.fourier_cost``); an adapter without this extension gets
+    ``chanconv.algorithms.FOURIER_MARGIN``. A framework whose own convolution is fast
+    declares a larger margin; ``float("inf")`` keeps ``auto`` off fourier altogether.
+    Measured per backend in docs/performance.md.
+
+    Examples:
+        >>> import chanconv
+        >>> isinstance(chanconv.get_adapter("numpy"), FourierCalibration)  # the default
+        False
+    """
+
+    @property
+    def fourier_margin(self) -> float: ...
+
+
+@runtime_checkable
 class NativeLayers(Protocol):
     """Optional extension: a trainable Conv2D layer that is one of the framework's own
     modules (``torch.nn.Module``, Keras layer, Gluon block), so its optimizers train it.

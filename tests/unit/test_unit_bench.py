@@ -20,7 +20,8 @@ def test_quick_run_times_every_method_on_every_workload(installed_builtin, tmp_p
     assert report.backend == installed_builtin.name
     assert report.sgemm_gflops > 0
     assert report.im2col_limit_bytes == chanconv.im2col_limit()
-    expected = {"auto", "direct", "im2col"} | ({"native"} if has_native(adapter) else set())
+    expected = {"auto", "direct", "im2col", "fourier", "fourier-kept"}
+    expected |= {"native"} if has_native(adapter) else set()
     for w in bench.QUICK_WORKLOADS:
         rows = {m.method: m for m in report.measurements
                 if m.workload == w.name and m.mode == "forward"}  # fmt: skip

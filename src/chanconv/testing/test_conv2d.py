@@ -12,11 +12,12 @@ from hypothesis import strategies as st
 
 import chanconv
 from chanconv import algorithms as conv
+from chanconv import fourier
 from chanconv.geometry import conv_geometry
 
 from . import frameworks, oracle
 
-ALGORITHMS = ["auto", "direct", "im2col", "native"]
+ALGORITHMS = ["auto", "direct", "im2col", "native", "fourier"]
 EPS = {"float16": 2.0**-10, "float32": 2.0**-23, "float64": 2.0**-52}
 
 
@@ -316,3 +317,101 @@ def test_im2col_tiles_agree_with_one_piece(adapter, limit):
     np.testing.assert_allclose(adapter.to_numpy(y), ref, rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="positive number of bytes"):
         chanconv.set_im2col_limit(0)
+
+
+@pytest.mark.parametrize("limit", [1, 50_000, 10**9])
+def test_fourier_chunks_agree_with_one_piece(adapter, limit):
+    """Chunks of tile rows (limit 1), of whole images (50 kB) and one piece, with stride,
+    dilation, groups and padding: the same result to float64 rounding."""
+    rng = np.random.default_rng(5)
+    x, k = rng.standard_normal((3, 4, 23, 19)), rng.standard_normal((6, 2, 5, 3))
+    args: dict[str, Any] = {"stride": (3, 2), "padding": 2, "dilation": (1, 2), "groups": 2}
+    ref = oracle.conv2d(x, k, None, stride=(3, 2), pads=(2, 2, 2, 2), dilation=(1, 2), groups=2)
+    previous = chanconv.set_im2col_limit(limit)
+    try:
+        y = chanconv.conv2d(tensor(adapter, x, "float64"), tensor(adapter, k, "float64"),
+                            algorithm="fourier", **args)  # fmt: skip
+    finally:
+        chanconv.set_im2col_limit(previous)
+    np.testing.assert_allclose(adapter.to_numpy(y), ref, rtol=1e-11, atol=1e-11)
+
+
+def test_fourier_large_kernel_float32_accuracy(adapter):
+    """A 9x9 kernel over 8 channels, 20x20 outputs in several float32 tiles: within the
+    oracle bound (small, since the oracle is a Python loop)."""
+    rng = np.random.default_rng(6)
+    x, k = rng.standard_normal((1, 8, 20, 20)), rng.standard_normal((2, 8, 9, 9))
+    y = chanconv.conv2d(tensor(adapter, x, "float32"), tensor(adapter, k, "float32"),
+                        padding=4, algorithm="fourier")  # fmt: skip
+    geometry = dict(stride=(1, 1), pads=(4, 4, 4, 4), dilation=(1, 1), groups=1)
+    ref = oracle.conv2d(x.astype("float32").astype("float64"),
+                        k.astype("float32").astype("float64"), None, **geometry)  # fmt: skip
+    magnitude = oracle.conv2d(np.abs(x), np.abs(k), None, **geometry)
+    close_to_oracle(adapter.to_numpy(y), ref, magnitude, 8 * 81, "float32")
+
+
+def test_auto_picks_fourier_by_its_cost_model(adapter):
+    """auto takes fourier exactly where the direct multiplication count is the backend's
+    margin times fourier's modelled cost, and never on small or pointwise layers."""
+    d2l = conv_geometry((1, 128, 256, 256), (128, 128, 5, 5), padding=2)
+    plan = fourier.fourier_plan(d2l, 4, chanconv.im2col_limit())
+    mults, moved = fourier.fourier_cost(d2l, plan.th, plan.tw)
+    direct = 128 * 128 * 25 * 256 * 256
+    assert direct / (mults + fourier.MOVE_WEIGHT * moved) > 3  # what the margins are set by
+    wins = direct >= conv.fourier_margin(adapter) * (mults + fourier.MOVE_WEIGHT * moved)
+    assert (conv.choose_algorithm(adapter, d2l) == "fourier") == wins
+    for small in (conv_geometry((256, 6, 14, 14), (16, 6, 5, 5)),
+                  conv_geometry((8, 256, 56, 56), (64, 256, 1, 1))):  # fmt: skip
+        assert conv.choose_algorithm(adapter, small) != "fourier"
+
+
+def test_kept_spectrum_is_never_stale(adapter):
+    """A SpectrumCache reuses the kernel's spectrum only while K's contents are the same:
+    new values in a new tensor are seen, and so are the same values again."""
+    rng = np.random.default_rng(8)
+    x, k = rng.standard_normal((1, 3, 12, 12)), rng.standard_normal((2, 3, 5, 5))
+    X = tensor(adapter, x, "float64")
+    cache = fourier.SpectrumCache()
+    for kv in (k, k, 2 * k, 2 * k, k):
+        y = chanconv.conv2d(X, tensor(adapter, kv, "float64"), padding=2, algorithm="fourier",
+                            spectrum_cache=cache)  # fmt: skip
+        ref = oracle.conv2d(x, kv, None, stride=(1, 1), pads=(2, 2, 2, 2), dilation=(1, 1),
+                            groups=1)  # fmt: skip
+        np.testing.assert_allclose(adapter.to_numpy(y), ref, rtol=1e-11, atol=1e-11)
+    assert (cache.hits, cache.misses) == (2, 3)
+    if adapter.name == "numpy":  # an in-place update of the very same array
+        K = tensor(adapter, k, "float64")
+        chanconv.conv2d(X, K, padding=2, algorithm="fourier", spectrum_cache=cache)
+        K[0, 0, 0, 0] += 1.0
+        y = chanconv.conv2d(X, K, padding=2, algorithm="fourier", spectrum_cache=cache)
+        ref = oracle.conv2d(x, K.copy(), None, stride=(1, 1), pads=(2, 2, 2, 2),
+                            dilation=(1, 1), groups=1)  # fmt: skip
+        np.testing.assert_allclose(y, ref, rtol=1e-11, atol=1e-11)
+
+
+def test_autotune_times_once_per_plan_and_remembers(adapter):
+    """Opt-in: the first auto call of a plan times the candidates and remembers one of
+    them; the result is still the convolution; off again, auto follows its rule."""
+    from chanconv import autotune
+
+    rng = np.random.default_rng(9)
+    x, k = rng.standard_normal((1, 4, 16, 16)), rng.standard_normal((4, 4, 5, 5))
+    X, K = tensor(adapter, x, "float64"), tensor(adapter, k, "float64")
+    ref = oracle.conv2d(x, k, None, stride=(1, 1), pads=(2, 2, 2, 2), dilation=(1, 1), groups=1)
+    g = conv_geometry((1, 4, 16, 16), (4, 4, 5, 5), padding=2)
+    assert not chanconv.autotune_enabled()
+    previous = chanconv.set_autotune(True)
+    try:
+        y = chanconv.conv2d(X, K, padding=2)
+        key = (type(adapter), adapter.name, g, "float64")
+        winner = autotune._winners[key]
+        assert winner in autotune.candidates(adapter, g)
+        assert "fourier" in autotune.candidates(adapter, g)
+        np.testing.assert_allclose(adapter.to_numpy(y), ref, rtol=1e-11, atol=1e-11)
+        chanconv.conv2d(X, K, padding=2)
+        assert autotune._winners[key] == winner  # remembered, not timed again
+    finally:
+        chanconv.set_autotune(previous)
+    assert not autotune._winners  # forgotten with the setting
+    with pytest.raises(TypeError, match="True or False"):
+        chanconv.set_autotune("yes")  # type: ignore[arg-type]

@@ -60,3 +60,28 @@ def test_numpy_layer_backward_matches_conv2d_vjp(adapter):
     layer.sgd_step(0.1)
     np.testing.assert_allclose(adapter.to_numpy(layer.weight), before - 0.1 * adapter.to_numpy(ew),
                                rtol=1e-6)  # fmt: skip
+
+
+def test_plain_layer_keeps_the_fourier_spectrum_only_while_weights_stand(adapter):
+    """Conv2DLayer keeps its kernel spectrum between calls (inference), and an SGD step
+    that changes the weights is seen at once: the output follows the new weights."""
+    import random
+
+    from chanconv.layers import Conv2DLayer, LayerSpec
+
+    from . import oracle
+
+    spec = LayerSpec(3, 4, (5, 5), padding=2, bias=False, algorithm="fourier", dtype="float64")
+    layer = Conv2DLayer(spec, adapter, random.Random(0))
+    x = np.random.default_rng(3).standard_normal((2, 3, 9, 9))
+    X = adapter.asarray(x)
+    geometry = dict(stride=(1, 1), pads=(2, 2, 2, 2), dilation=(1, 1), groups=1)
+    for _ in range(2):
+        ref = oracle.conv2d(x, adapter.to_numpy(layer.weight), None, **geometry)
+        np.testing.assert_allclose(adapter.to_numpy(layer(X)), ref, rtol=1e-10, atol=1e-10)
+    assert (layer._spectra.hits, layer._spectra.misses) == (1, 1)
+    layer.backward(adapter.asarray(np.ones((2, 4, 9, 9))))
+    layer.sgd_step(0.5)
+    ref = oracle.conv2d(x, adapter.to_numpy(layer.weight), None, **geometry)
+    np.testing.assert_allclose(adapter.to_numpy(layer(X)), ref, rtol=1e-10, atol=1e-10)
+    assert layer._spectra.misses == 2

@@ -39,15 +39,19 @@ class Workload:
     padding: int = 0
     #: whether d2l's Python-loop corr2d is timed too (on one image, scaled to the batch)
     loop_baseline: bool = False
+    stride: int = 1
 
     @property
     def result_bytes(self) -> int:
         return 4 * math.prod(conv2d_cost(self.input_shape, self.kernel_shape,
-                                         padding=self.padding).output_shape)  # fmt: skip
+                                         padding=self.padding,
+                                         stride=self.stride).output_shape)  # fmt: skip
 
     @property
     def flops(self) -> int:
-        return conv2d_cost(self.input_shape, self.kernel_shape, padding=self.padding).forward_flops
+        return conv2d_cost(
+            self.input_shape, self.kernel_shape, padding=self.padding, stride=self.stride
+        ).forward_flops
 
 
 WORKLOADS = [
@@ -57,6 +61,8 @@ WORKLOADS = [
     Workload("resnet-3x3", (8, 64, 56, 56), (64, 64, 3, 3), padding=1),
     Workload("bottleneck-1x1", (8, 256, 56, 56), (64, 256, 1, 1)),
     Workload("d2l-128ch-5x5", (1, 128, 256, 256), (128, 128, 5, 5), padding=2),
+    # A ResNet's first layer: few input channels, a large kernel, stride 2 (issue 14).
+    Workload("resnet-7x7-s2", (8, 3, 224, 224), (64, 3, 7, 7), padding=3, stride=2),
 ]
 
 #: --quick: the same kinds of layers, small enough for a CI smoke run.
@@ -65,6 +71,7 @@ QUICK_WORKLOADS = [
     Workload("lenet-conv2-small", (8, 6, 14, 14), (16, 6, 5, 5), loop_baseline=True),
     Workload("resnet-3x3-small", (2, 16, 28, 28), (16, 16, 3, 3), padding=1),
     Workload("bottleneck-1x1-small", (2, 64, 28, 28), (16, 64, 1, 1)),
+    Workload("d2l-5x5-small", (1, 16, 64, 64), (16, 16, 5, 5), padding=2),
 ]
 
 
@@ -236,7 +243,7 @@ def framework_conv(
     has none: it is compared with torch's, when torch is installed beside it. TensorFlow's
     CPU convolution takes NHWC only, so its NCHW call (the same data chanconv is given,
     transposed in and out) is timed too, as a second row."""
-    p = w.padding
+    p, s = w.padding, w.stride
     if backend.name in ("torch", "numpy"):
         try:
             import torch
@@ -245,7 +252,7 @@ def framework_conv(
         f = torch.nn.functional.conv2d
         tx, tk = (torch.as_tensor(backend.to_numpy(a)) for a in (x, k))
         label = "torch-call" if backend.name == "numpy" else "framework-call"
-        return [(label, lambda: f(tx, tk, padding=p))]
+        return [(label, lambda: f(tx, tk, padding=p, stride=s))]
     if backend.name == "tensorflow":
         tf = backend.fw  # type: ignore[attr-defined]
         pads = ((0, 0), (p, p), (p, p), (0, 0))
@@ -254,17 +261,17 @@ def framework_conv(
 
         def nchw() -> object:
             nhwc = tf.nn.conv2d(tf.transpose(x, (0, 2, 3, 1)), tf.transpose(k, (2, 3, 1, 0)),
-                                strides=1, padding=pads)  # fmt: skip
+                                strides=s, padding=pads)  # fmt: skip
             return tf.transpose(nhwc, (0, 3, 1, 2))
 
-        return [("framework-call", lambda: tf.nn.conv2d(fx, fk, strides=1, padding=pads)),
+        return [("framework-call", lambda: tf.nn.conv2d(fx, fk, strides=s, padding=pads)),
                 ("framework-nchw", nchw)]  # fmt: skip
     if backend.name == "mxnet":
         nd = backend.fw.nd  # type: ignore[attr-defined]
         co, _, kh, kw = w.kernel_shape
         mx_x, mx_k = x.as_nd_ndarray(), k.as_nd_ndarray()
         return [("framework-call", lambda: nd.Convolution(
-            mx_x, mx_k, kernel=(kh, kw), pad=(p, p), num_filter=co, no_bias=True
+            mx_x, mx_k, kernel=(kh, kw), pad=(p, p), stride=(s, s), num_filter=co, no_bias=True
         ))]  # fmt: skip
     return _extension_references(backend, w, x, k)
 
@@ -279,8 +286,8 @@ def _extension_references(
     native, p = cast(NativeConv2d, backend), w.padding
 
     def own(x: Tensor, k: Tensor) -> Tensor:
-        return native.conv2d_native(x, k, stride=(1, 1), padding=(p, p), dilation=(1, 1),
-                                    groups=1)  # fmt: skip
+        return native.conv2d_native(x, k, stride=(w.stride, w.stride), padding=(p, p),
+                                    dilation=(1, 1), groups=1)  # fmt: skip
 
     eager = ("framework-call", partial(own, x, k))
     if not implements(backend, Compiler):
@@ -297,7 +304,7 @@ def _compiled_methods(
         return {}
 
     def auto(x: Tensor, k: Tensor) -> Tensor:
-        return conv2d(x, k, padding=w.padding)
+        return conv2d(x, k, padding=w.padding, stride=w.stride)
 
     return {"auto-compiled": partial(cast(Compiler, backend).compile(auto), x, k)}
 
@@ -423,6 +430,7 @@ def run_benchmarks(
     quick: bool = False,
     training: bool = True,
     progress: Callable[[str], None] | None = None,
+    only: Sequence[str] = (),
 ) -> Report:
     backend = get_adapter(backend_name)
     say = progress or (lambda _: None)
@@ -439,12 +447,16 @@ def run_benchmarks(
     )
     rng = random.Random(0)
     for w in QUICK_WORKLOADS if quick else WORKLOADS:
+        if only and w.name not in only:
+            continue
         x, k = _random(backend, w.input_shape, rng), _random(backend, w.kernel_shape, rng)
         references = framework_conv(backend, w, x, k)
         methods: dict[str, Callable[[], object]] = dict(references)
         algorithms = ["auto", "direct", "im2col"] + (["native"] if has_native(backend) else [])
-        for algorithm in algorithms:
-            methods[algorithm] = partial(conv2d, x, k, padding=w.padding, algorithm=algorithm)
+        for algorithm in [*algorithms, "fourier"]:
+            methods[algorithm] = partial(conv2d, x, k, padding=w.padding, stride=w.stride,
+                                         algorithm=algorithm)  # fmt: skip
+        methods.update(_kept_spectrum(backend, w, x, k))
         methods.update(_compiled_methods(backend, w, x, k))
         growth = {}
         for method, call in methods.items():
@@ -502,6 +514,20 @@ def run_benchmarks(
     return report
 
 
+def _kept_spectrum(
+    backend: ArrayBackend, w: Workload, x: Tensor, k: Tensor
+) -> dict[str, Callable[[], object]]:
+    """The fourier algorithm with the kernel's spectrum kept from an earlier
+    call, as a layer in inference keeps it (``chanconv.fourier.SpectrumCache``): the
+    "fourier-kept" column."""
+    from chanconv.fourier import SpectrumCache
+
+    cache = SpectrumCache()
+    call = partial(conv2d, x, k, padding=w.padding, stride=w.stride, algorithm="fourier",
+                   spectrum_cache=cache)  # fmt: skip
+    return {"fourier-kept": call}
+
+
 def _run_synced(backend: ArrayBackend, call: Callable[[], object]) -> None:
     _sync(backend, call())
 
@@ -523,6 +549,14 @@ def write_report(report: Report, out: Path) -> list[Path]:
     json_path = out / f"bench-{report.backend}.json"
     json_path.write_text(report.to_json())
     return [json_path, _chart(report, out / f"bench-{report.backend}.png")]
+
+
+def _format_ratio(ratio: float | None) -> str:
+    """Two decimals, or two significant digits below 0.01 (fourier on the seed workload),
+    where two decimals would print 0.00."""
+    if ratio is None:
+        return ""
+    return f"{ratio:.2f}" if ratio >= 0.01 else f"{ratio:.1e}"
 
 
 def _gflops_bars(
@@ -551,7 +585,8 @@ def _chart(report: Report, path: Path) -> Path:
     ax = fig.add_subplot()
     workloads = list(dict.fromkeys(m.workload for m in report.measurements))
     methods = ("framework-compiled", "framework-call", "torch-call", "framework-nchw",
-               "auto-compiled", "auto", "direct", "im2col", "native")  # fmt: skip
+               "auto-compiled", "auto", "direct", "im2col", "native", "fourier",
+               "fourier-kept")  # fmt: skip
     _gflops_bars(ax, report, workloads, methods, report.sgemm_gflops)
     ax.set_ylabel("GFLOP/s (float32)")
     ax.set_title(f"chanconv on {report.backend} {report.framework_version} ({report.machine})")
@@ -626,7 +661,11 @@ def summary_markdown(reports: list[Report]) -> str:
     for r in reports:
         reference = "torch's F.conv2d" if r.backend == "numpy" else "its own conv"
         forward = {m.method for m in r.measurements if m.mode == "forward"}
-        methods = [m for m in ("auto", "im2col", "direct", "native") if m in forward]
+        methods = [
+            m
+            for m in ("auto", "im2col", "direct", "native", "fourier", "fourier-kept")
+            if m in forward
+        ]
         training = any(m.mode == "training" for m in r.measurements)
         head = [f"{m} fwd" for m in methods] + ["auto fwd, of SGEMM peak"]
         head += ["auto fwd+bwd", "auto fwd+bwd, of SGEMM peak"] if training else []
@@ -639,7 +678,7 @@ def summary_markdown(reports: list[Report]) -> str:
             for method in methods:
                 row = _row(r, w, method, "forward")
                 ratio = None if row is None else row.ratio_to_framework
-                cells.append("" if ratio is None else f"{ratio:.2f}")
+                cells.append(_format_ratio(ratio))
             auto = _row(r, w, "auto", "forward")
             cells.append("" if auto is None else f"{auto.gflops / peak:.0%}")
             if training:

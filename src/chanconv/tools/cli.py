@@ -133,7 +133,7 @@ def bench(args: argparse.Namespace) -> int:
     else:
         name = args.backend or (old.backend if old is not None else active_name())
         report = run_benchmarks(name, quick=args.quick, training=not args.forward_only,
-                                progress=progress)  # fmt: skip
+                                progress=progress, only=args.workload or ())  # fmt: skip
         print(format_table(report))
         for path in write_report(report, Path(args.out)):
             print(f"wrote {path}")
@@ -171,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     bench_parser.add_argument("--backend", help="numpy, torch, tensorflow or mxnet")
     bench_parser.add_argument("--quick", action="store_true", help="small workloads, one pass")
+    bench_parser.add_argument("--workload", action="append",
+                              help="time only this workload (repeatable)")  # fmt: skip
     bench_parser.add_argument("--out", default="build/bench", help="folder for JSON and PNG")
     bench_parser.add_argument("--forward-only", action="store_true",
                               help="skip the forward+backward (training) timings")  # fmt: skip
