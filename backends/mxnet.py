@@ -67,6 +67,9 @@ class MxnetBackend(Adapter):
     def zeros(self, shape: tuple[int, ...], dtype: str) -> Tensor:
         return self.fw.np.zeros(shape, dtype=dtype)
 
+    def zeros_like(self, x: Tensor) -> Tensor:
+        return self.fw.np.zeros_like(x)
+
     def conv2d_native(
         self, x: Tensor, k: Tensor, *, stride: tuple[int, int], padding: tuple[int, int],
         dilation: tuple[int, int], groups: int,

@@ -65,6 +65,9 @@ class TorchBackend(Adapter):
     def zeros(self, shape: tuple[int, ...], dtype: str) -> Tensor:
         return self.fw.zeros(shape, dtype=getattr(self.fw, dtype))
 
+    def zeros_like(self, x: Tensor) -> Tensor:
+        return self.fw.zeros_like(x)
+
     def conv2d_native(
         self, x: Tensor, k: Tensor, *, stride: tuple[int, int], padding: tuple[int, int],
         dilation: tuple[int, int], groups: int,

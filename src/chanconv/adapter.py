@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 from collections.abc import Mapping
-from functools import cached_property
 from typing import Any, ClassVar
 
 from chanconv.protocol import Tensor
@@ -24,10 +24,15 @@ class Adapter:
     extra: ClassVar[str]
     d2l_aliases: ClassVar[Mapping[str, str]] = {}
 
-    @cached_property
+    @property
     def fw(self) -> Any:
-        """The framework's top-level module."""
-        return importlib.import_module(self.framework)
+        """The framework's top-level module. Read from ``sys.modules`` rather than cached
+        with a lock (``functools.cached_property`` takes an RLock, which ``torch.compile``
+        cannot trace through on a cold first call)."""
+        try:
+            return sys.modules[self.framework]
+        except KeyError:
+            return importlib.import_module(self.framework)
 
     def version(self) -> str:
         return str(self.fw.__version__)

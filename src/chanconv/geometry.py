@@ -43,7 +43,8 @@ def _same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int,
 class ConvGeometry:
     """A checked convolution: (n, ci, h, w) * (co, ci/groups, kh, kw) -> (n, co, oh, ow)."""
 
-    n: int
+    #: None for a batch of unknown size (inside a traced graph).
+    n: int | None
     ci: int
     h: int
     w: int
@@ -63,7 +64,7 @@ class ConvGeometry:
     pointwise: bool = field(init=False)
 
     @property
-    def input_shape(self) -> tuple[int, int, int, int]:
+    def input_shape(self) -> tuple[int | None, int, int, int]:
         return (self.n, self.ci, self.h, self.w)
 
     @property
@@ -71,7 +72,7 @@ class ConvGeometry:
         return (self.co, self.ci // self.groups, self.kh, self.kw)
 
     @property
-    def output_shape(self) -> tuple[int, int, int, int]:
+    def output_shape(self) -> tuple[int | None, int, int, int]:
         return (self.n, self.co, self.oh, self.ow)
 
     @property

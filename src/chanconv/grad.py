@@ -23,19 +23,19 @@ def convolve_vjp(
     (sh, sw), (dh, dw) = g.stride, g.dilation
     hp, wp = g.padded_hw
     xp = pad_input(backend, x, g, dtype)
-    dyg = backend.reshape(dy, (g.n, G, cog, p))
+    dyg = backend.reshape(dy, (-1, G, cog, p))  # n maybe unknown
     span_h, span_w = (g.oh - 1) * sh + 1, (g.ow - 1) * sw + 1
     dk_taps: list[Tensor] = []
     dxp: Tensor = None
     for i in range(g.kh):
         for j in range(g.kw):
-            xs = backend.reshape(window(xp, g, i, j, (0, g.oh)), (g.n, G, cig, p))
+            xs = backend.reshape(window(xp, g, i, j, (0, g.oh)), (-1, G, cig, p))
             # dK[:, :, i, j] = sum over images of dY @ window^T, per group.
             tap = backend.sum(backend.matmul(dyg, backend.permute_dims(xs, (0, 1, 3, 2))), axis=0)
             dk_taps.append(backend.reshape(tap, (g.co, cig)))
             # The window's gradient, K[:, :, i, j]^T @ dY, goes back where the window came from.
             kt = backend.permute_dims(backend.reshape(k[:, :, i, j], (G, cog, cig)), (0, 2, 1))
-            dwin = backend.reshape(backend.matmul(kt, dyg), (g.n, g.ci, g.oh, g.ow))
+            dwin = backend.reshape(backend.matmul(kt, dyg), (-1, g.ci, g.oh, g.ow))
             dwin = spread_axis(backend, spread_axis(backend, dwin, 2, sh, dtype), 3, sw, dtype)
             dwin = pad_axis(backend, dwin, i * dh, hp - i * dh - span_h, 2, dtype)
             dwin = pad_axis(backend, dwin, j * dw, wp - j * dw - span_w, 3, dtype)

@@ -36,6 +36,9 @@ class LayerSpec:
     bias: bool = True
     algorithm: str = "auto"
     dtype: str = "float32"
+    #: The seed the parameters are drawn from; None: layers with the framework's own
+    #: initializers (Keras) follow its global seed (``keras.utils.set_random_seed``).
+    seed: int | None = None
 
     @property
     def kernel_shape(self) -> tuple[int, int, int, int]:
@@ -52,6 +55,41 @@ class LayerSpec:
         smallest = (1, self.in_channels, dh * (kh - 1) + 1, dw * (kw - 1) + 1)
         conv_geometry(smallest, self.kernel_shape, stride=self.stride, padding=self.padding,
                       dilation=self.dilation, groups=self.groups, op="Conv2D")  # fmt: skip
+
+    @property
+    def init_bound(self) -> float:
+        """PyTorch's default initialization bound, 1/sqrt(fan_in)."""
+        _, cig, kh, kw = self.kernel_shape
+        return 1 / math.sqrt(cig * kh * kw)
+
+    def output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        """The layer's output shape for ``input_shape`` ((n, ci, h, w) or (ci, h, w)), any of
+        n, h, w possibly None (unknown until run time), as symbolic model building asks."""
+        shape = tuple(input_shape)
+        if len(shape) not in (3, 4):
+            raise ValueError(
+                f"Conv2D: input shape {shape} must be (n, ci, h, w) or (ci, h, w)"
+            )
+        batched = shape if len(shape) == 4 else (1, *shape)
+        n, ci, h, w = batched
+        if ci is not None and ci != self.in_channels:
+            raise ValueError(
+                f"Conv2D: the input has {ci} channels (shape {shape}) but the layer was made "
+                f"for {self.in_channels}"
+            )
+        # Unknown extents: work the output out from a stand-in, then forget it again.
+        probe = (n, self.in_channels, h or self._smallest[0], w or self._smallest[1])
+        g = conv_geometry(probe, self.kernel_shape, stride=self.stride, padding=self.padding,
+                          dilation=self.dilation, groups=self.groups, op="Conv2D")  # fmt: skip
+        out = (n, self.out_channels, g.oh if h is not None else None,
+               g.ow if w is not None else None)  # fmt: skip
+        return out if len(shape) == 4 else out[1:]
+
+    @property
+    def _smallest(self) -> tuple[int, int]:
+        kh, kw = self.kernel_size
+        dh, dw = as_pair("dilation", self.dilation)
+        return dh * (kh - 1) + 1, dw * (kw - 1) + 1
 
     def initial_weight(self, rng: random.Random) -> list[Any]:
         """PyTorch's default: uniform in +-1/sqrt(fan_in), fan_in = ci/groups * kh * kw."""
@@ -143,7 +181,7 @@ def Conv2D(
         (3, 2, 2)
     """
     spec = LayerSpec(in_channels, out_channels, as_pair("kernel_size", kernel_size), stride,
-                     padding, dilation, groups, bias, algorithm)  # fmt: skip
+                     padding, dilation, groups, bias, algorithm, seed=seed)  # fmt: skip
     spec.check()
     backend = active_backend()
     rng = random.Random(seed)

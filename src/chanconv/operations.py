@@ -52,12 +52,28 @@ def _check_channels(op: str, x: Operand, k: Operand, k_axis: int) -> None:
         )
 
 
+def _require_known(op: str, operand: Operand, layout: str, needed_by: str, skip: int = 0) -> None:
+    """ValueError if a dimension of ``operand`` (after the first ``skip``) is unknown until
+    run time (``None``, inside a traced graph): what ``needed_by`` cannot do without."""
+    axes = layout.strip("()").split(", ")
+    for axis, size in list(zip(axes, operand.shape, strict=False))[skip:]:
+        if size is None:
+            raise ValueError(
+                f"{op}: dimension {axis} of {operand.name} (shape {operand.shape}, laid out "
+                f"as {layout}) is unknown until run time, and {needed_by} needs its value; "
+                "only the batch may be unknown: give the graph's input a static "
+                f"{axis} (e.g. a tf.TensorSpec with it set)"
+            )
+
+
 def _section_op(
     op: str, X: object, K: object, x_layout: str, k_layout: str, k_channel_axis: int | None
 ) -> tuple[ArrayBackend, Operand, Operand, Tensor, Tensor, str]:
     backend = pick_backend(X=X, K=K)
     x = operand(backend, "X", X, x_layout.count(",") + 1, x_layout)
     k = operand(backend, "K", K, k_layout.count(",") + 1, k_layout)
+    _require_known(op, x, x_layout, op)
+    _require_known(op, k, k_layout, op)
     if k_channel_axis is not None:
         _check_channels(op, x, k, k_channel_axis)
     _check_fits(op, x, k)
@@ -168,6 +184,7 @@ def corr2d_multi_in_out_1x1(X: object, K: object) -> Tensor:
 def _conv_operands(
     op: str, X: object, K: object, bias: object, stride: IntPair, padding: Padding,
     dilation: IntPair, groups: int, extra: dict[str, object] | None = None,
+    algorithm: str = "direct",
 ) -> tuple[ArrayBackend, ConvGeometry, list[Operand], bool]:  # fmt: skip
     """Check conv2d-style arguments; returns the backend, the geometry (always batched),
     the operands X, K, [bias], [extra...], and whether X came unbatched."""
@@ -175,6 +192,12 @@ def _conv_operands(
     x = operand(backend, "X", X, (3, 4), "(n, ci, h, w) or (ci, h, w)")
     k = operand(backend, "K", K, 4, "(co, ci/groups, kh, kw)")
     unbatched = len(x.shape) == 3
+    needed_by = f"{op} (algorithm {algorithm!r})"
+    if unbatched:
+        _require_known(op, x, "(ci, h, w)", needed_by)
+    else:
+        _require_known(op, x, "(n, ci, h, w)", needed_by, skip=1)
+    _require_known(op, k, "(co, ci/groups, kh, kw)", needed_by)
     g = conv_geometry(
         (1, *x.shape) if unbatched else x.shape, k.shape, stride=stride, padding=padding,
         dilation=dilation, groups=groups, op=op,
@@ -241,7 +264,7 @@ def conv2d(
 
     check_algorithm(algorithm, None, "conv2d")
     backend, g, ops, unbatched = _conv_operands(
-        "conv2d", X, K, bias, stride, padding, dilation, groups
+        "conv2d", X, K, bias, stride, padding, dilation, groups, None, algorithm
     )
     check_algorithm(algorithm, backend, "conv2d")
     dtype, tensors = unify_dtypes(backend, *ops)
@@ -297,7 +320,9 @@ def conv2d_vjp(
     )
     expected = g.output_shape[1:] if unbatched else g.output_shape
     dy = operand(backend, "dY", dY, len(expected), "the output's shape")
-    if dy.shape != expected:
+    if len(dy.shape) != len(expected) or any(
+        d != e and None not in (d, e) for d, e in zip(dy.shape, expected, strict=True)
+    ):
         raise ValueError(
             f"conv2d_vjp: dY has shape {dy.shape} but conv2d's output has shape {expected}"
         )
