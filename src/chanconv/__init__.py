@@ -22,7 +22,7 @@ from importlib.abc import Loader, MetaPathFinder
 from importlib.machinery import ModuleSpec
 from importlib.util import find_spec
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from chanconv import registry
 from chanconv.algorithms import im2col_limit, set_im2col_limit
@@ -151,7 +151,7 @@ class _BackendModules(MetaPathFinder, Loader):
         existing = sys.modules.get(f"{__name__}.{canonical}")
         d2l = import_module("chanconv.d2l")
         if isinstance(existing, d2l.Namespace) and existing.backend_name == canonical:
-            return existing
+            return cast(ModuleType, existing)
         namespace: ModuleType = d2l.Namespace(canonical)
         return namespace
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import cast
 
 IntPair = int | tuple[int, int]
 Padding = int | tuple[int, int] | str
@@ -90,7 +91,7 @@ class ConvGeometry:
 
 
 def conv_geometry(
-    x_shape: tuple[int, ...],
+    x_shape: tuple[int | None, ...],
     k_shape: tuple[int, ...],
     *,
     stride: IntPair = 1,
@@ -114,7 +115,7 @@ def conv_geometry(
 
 @lru_cache(maxsize=1024, typed=True)
 def _checked_geometry(
-    x_shape: tuple[int, ...], k_shape: tuple[int, ...], stride: IntPair, padding: Padding,
+    x_shape: tuple[int | None, ...], k_shape: tuple[int, ...], stride: IntPair, padding: Padding,
     dilation: IntPair, groups: int, op: str,
 ) -> ConvGeometry:  # fmt: skip
     if len(x_shape) != 4 or len(k_shape) != 4:
@@ -122,7 +123,8 @@ def _checked_geometry(
             f"{op}: X must be (n, ci, h, w) or (ci, h, w) and K (co, ci/groups, kh, kw); "
             f"got X shape {x_shape} and K shape {k_shape}"
         )
-    n, ci, h, w = x_shape
+    # Only the batch may be None (unknown inside a traced graph); the callers check the rest.
+    n, (ci, h, w) = x_shape[0], cast("tuple[int, int, int]", x_shape[1:])
     co, ci_per_group, kh, kw = k_shape
     sh, sw = as_pair("stride", stride)
     dh, dw = as_pair("dilation", dilation)

@@ -67,9 +67,7 @@ class LayerSpec:
         n, h, w possibly None (unknown until run time), as symbolic model building asks."""
         shape = tuple(input_shape)
         if len(shape) not in (3, 4):
-            raise ValueError(
-                f"Conv2D: input shape {shape} must be (n, ci, h, w) or (ci, h, w)"
-            )
+            raise ValueError(f"Conv2D: input shape {shape} must be (n, ci, h, w) or (ci, h, w)")
         batched = shape if len(shape) == 4 else (1, *shape)
         n, ci, h, w = batched
         if ci is not None and ci != self.in_channels:

@@ -282,7 +282,7 @@ def _run_conv2d(
     backend: ArrayBackend, g: ConvGeometry, dtype: str, unbatched: bool, algorithm: str,
     tensors: list[Tensor], like: object | None,
 ) -> Tensor:  # fmt: skip
-    x = backend.reshape(tensors[0], g.input_shape) if unbatched else tensors[0]
+    x = backend.reshape(tensors[0], (1, *g.input_shape[1:])) if unbatched else tensors[0]
     y = convolve(backend, x, tensors[1], g, dtype, algorithm)
     if len(tensors) == 3:
         y = y + backend.reshape(tensors[2], (1, g.co, 1, 1))
@@ -329,7 +329,10 @@ def conv2d_vjp(
     dtype, tensors = unify_dtypes(backend, *ops, dy)
     x, dyt = tensors[0], tensors[-1]
     if unbatched:
-        x, dyt = backend.reshape(x, g.input_shape), backend.reshape(dyt, g.output_shape)
+        x, dyt = (
+            backend.reshape(x, (1, *g.input_shape[1:])),
+            backend.reshape(dyt, (1, *g.output_shape[1:])),
+        )
     dx, dk = convolve_vjp(backend, x, tensors[1], dyt, g, dtype)
     if unbatched:
         dx = backend.reshape(dx, g.input_shape[1:])

@@ -6,6 +6,8 @@ gets one item checking that capability instead of a skip."""
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy as np
 import pytest
 
@@ -18,7 +20,7 @@ from .plugin import backend_under_test
 RTOL, ATOL = 1e-4, 1e-4
 
 #: conv2d settings the compiled modes run: padding, strides, "same", dilation, groups, bias.
-CASES = {
+CASES: dict[str, tuple[tuple[int, ...], tuple[int, ...], dict[str, Any], bool]] = {
     "pad1": ((2, 4, 7, 6), (6, 4, 3, 3), {"padding": 1}, False),
     "same-stride2": ((2, 4, 7, 6), (6, 4, 3, 2), {"padding": "same", "stride": 2}, False),
     "dilated": ((2, 4, 8, 8), (6, 4, 3, 3), {"padding": 2, "dilation": 2}, False),
@@ -44,7 +46,8 @@ def _pads(x_shape, k_shape, settings):
     padding = settings.get("padding", 0)
     if not isinstance(padding, str):
         padding = chanconv.geometry.as_pair("padding", padding)
-    pads = oracle.pads_for(*x_shape[2:], *k_shape[2:], stride, padding, dilation)
+    h, w, kh, kw = x_shape[2], x_shape[3], k_shape[2], k_shape[3]
+    pads = oracle.pads_for(h, w, kh, kw, stride, padding, dilation)
     return {"stride": stride, "pads": pads, "dilation": dilation,
             "groups": settings.get("groups", 1)}  # fmt: skip
 
@@ -83,7 +86,7 @@ def test_conv2d_compiled_equals_eager_and_oracle(mode, case, algorithm, backend_
     _close(got3, oracle.conv2d(x3, k, b if with_bias else None,
                                **_pads(x_shape, k_shape, settings)))  # fmt: skip
     if mode.startswith("tf.function"):
-        assert compiled.experimental_get_tracing_count() == 1  # one trace, any batch
+        assert cast(Any, compiled).experimental_get_tracing_count() == 1  # one trace, any batch
 
 
 @pytest.mark.parametrize("case", ["pad1", "same-stride2", "groups-bias"])

@@ -21,7 +21,8 @@ def test_backend_is_an_importable_submodule(backend_name, adapter):
     assert isinstance(module, Namespace) and module.backend_name == backend_name
     assert scope["imported"] is module and scope["attribute"] is module
     assert sys.modules[f"chanconv.{backend_name}"] is module
-    assert importlib.util.find_spec(f"chanconv.{backend_name}").name == f"chanconv.{backend_name}"
+    spec = importlib.util.find_spec(f"chanconv.{backend_name}")
+    assert spec is not None and spec.name == f"chanconv.{backend_name}"
     for alias in adapter.aliases:
         assert importlib.import_module(f"chanconv.{alias}") is module
     x = adapter.asarray(np_data())
