@@ -148,6 +148,11 @@ def _gluon_conv2d() -> Any:
                     "Conv2D: padding='same' depends on the input's size, which a hybridized "
                     "MXNet graph hides; give the padding as numbers to hybridize this layer"
                 )
+            if s.data_format != "channels_first":
+                raise ValueError(
+                    "Conv2D: MXNet's CPU Convolution takes NCHW only; a hybridized block "
+                    "needs data_format='channels_first'"
+                )
             conv = F.Convolution
             if isinstance(x, mx.sym.np._Symbol):  # the mx.np style's graph: its parameters too
                 conv, weight = F.npx.convolution, weight.as_np_ndarray()

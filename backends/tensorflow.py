@@ -145,23 +145,24 @@ def _keras_conv2d() -> Any:
         def __init__(
             self, in_channels: int, out_channels: int, kernel_size: Any, *, stride: Any = 1,
             padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True,
-            algorithm: str = "auto", seed: int | None = None, **kwargs: Any,
+            algorithm: str = "auto", seed: int | None = None,
+            data_format: str = "channels_first", **kwargs: Any,
         ) -> None:  # fmt: skip
             super().__init__(**kwargs)
             self.spec = LayerSpec(in_channels, out_channels, as_pair("kernel_size", kernel_size),
                                   _plain(stride), _plain(padding), _plain(dilation), groups, bias,
-                                  algorithm, seed=seed)  # fmt: skip
+                                  algorithm, seed=seed, data_format=data_format)  # fmt: skip
             self.spec.check()
             # Every weight shape is known from the arguments: built now, so the weights
             # exist before the first call, as on the other backends.
-            self.build((None, in_channels, None, None))
+            self.build(None)
 
         @classmethod
         def from_spec(cls, spec: LayerSpec) -> Any:
             return cls(spec.in_channels, spec.out_channels, spec.kernel_size,
                        stride=spec.stride, padding=spec.padding, dilation=spec.dilation,
                        groups=spec.groups, bias=spec.bias, algorithm=spec.algorithm,
-                       seed=spec.seed)  # fmt: skip
+                       seed=spec.seed, data_format=spec.data_format)  # fmt: skip
 
         def build(self, input_shape: Any) -> None:
             if getattr(self, "kernel", None) is not None:  # built in __init__ already
@@ -195,6 +196,7 @@ def _keras_conv2d() -> Any:
                 "out_channels": s.out_channels, "kernel_size": list(s.kernel_size),
                 "stride": s.stride, "padding": s.padding, "dilation": s.dilation,
                 "groups": s.groups, "bias": s.bias, "algorithm": s.algorithm, "seed": s.seed,
+                "data_format": s.data_format,
             }  # fmt: skip
 
     Conv2D.__module__, Conv2D.__qualname__ = __name__, "Conv2D"

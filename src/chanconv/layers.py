@@ -17,7 +17,7 @@ from typing import Any
 
 from chanconv.algorithms import check_algorithm
 from chanconv.geometry import IntPair, Padding, as_pair, conv_geometry
-from chanconv.operations import conv2d, conv2d_vjp
+from chanconv.operations import check_data_format, conv2d, conv2d_vjp
 from chanconv.protocol import ArrayBackend, NativeLayers, Tensor
 from chanconv.registry import active_backend
 
@@ -39,6 +39,8 @@ class LayerSpec:
     #: The seed the parameters are drawn from; None: layers with the framework's own
     #: initializers (Keras) follow its global seed (``keras.utils.set_random_seed``).
     seed: int | None = None
+    #: "channels_first" (X (n, ci, h, w)) or "channels_last" (X (n, h, w, ci)).
+    data_format: str = "channels_first"
 
     @property
     def kernel_shape(self) -> tuple[int, int, int, int]:
@@ -47,6 +49,7 @@ class LayerSpec:
     def check(self) -> None:
         """ValueError for settings no input could satisfy, before any tensor exists."""
         check_algorithm(self.algorithm, None, "Conv2D")
+        check_data_format(self.data_format, "Conv2D")
         kh, kw = self.kernel_size
         dh, dw = as_pair("dilation", self.dilation)
         if min(self.in_channels, self.out_channels, kh, kw) < 1:
@@ -68,6 +71,12 @@ class LayerSpec:
         shape = tuple(input_shape)
         if len(shape) not in (3, 4):
             raise ValueError(f"Conv2D: input shape {shape} must be (n, ci, h, w) or (ci, h, w)")
+        if self.data_format == "channels_last":
+            first = self._first((*shape[:-3], shape[-1], *shape[-3:-1]))
+            return (*first[:-3], *first[-2:], first[-3])
+        return self._first(shape)
+
+    def _first(self, shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         batched = shape if len(shape) == 4 else (1, *shape)
         n, ci, h, w = batched
         if ci is not None and ci != self.in_channels:
@@ -104,7 +113,7 @@ class LayerSpec:
     def forward(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         return conv2d(x, weight, bias, stride=self.stride, padding=self.padding,
                       dilation=self.dilation, groups=self.groups,
-                      algorithm=self.algorithm)  # fmt: skip
+                      algorithm=self.algorithm, data_format=self.data_format)  # fmt: skip
 
 
 class Conv2DLayer:
@@ -140,7 +149,7 @@ class Conv2DLayer:
         s = self.spec
         dx, self.weight_grad, self.bias_grad = conv2d_vjp(
             self._input, self.weight, dy, bias=self.bias, stride=s.stride, padding=s.padding,
-            dilation=s.dilation, groups=s.groups,
+            dilation=s.dilation, groups=s.groups, data_format=s.data_format,
         )  # fmt: skip
         return dx
 
@@ -168,6 +177,7 @@ def Conv2D(
     bias: bool = True,
     algorithm: str = "auto",
     seed: int | None = None,
+    data_format: str = "channels_first",
 ) -> Any:
     """A trainable 2-D convolution layer of the active backend: a ``torch.nn.Module``, a
     Keras layer, a Gluon block, or for NumPy a :class:`Conv2DLayer`. Parameters start
@@ -179,7 +189,8 @@ def Conv2D(
         (3, 2, 2)
     """
     spec = LayerSpec(in_channels, out_channels, as_pair("kernel_size", kernel_size), stride,
-                     padding, dilation, groups, bias, algorithm, seed=seed)  # fmt: skip
+                     padding, dilation, groups, bias, algorithm, seed=seed,
+                     data_format=data_format)  # fmt: skip
     spec.check()
     backend = active_backend()
     rng = random.Random(seed)

@@ -14,7 +14,7 @@ from chanconv.geometry import ConvGeometry, IntPair, Padding, conv_geometry
 from chanconv.grad import convolve_vjp
 from chanconv.inputs import Operand, kind_source, operand, pick_backend, unify_dtypes
 from chanconv.protocol import ArrayBackend, Tensor
-from chanconv.registry import register_cache
+from chanconv.registry import backend_for, register_cache
 
 #: conv2d's checked signatures: (argument types, shapes, dtypes, settings) -> what the checks
 #: worked out (backend, geometry, dtype, unbatched, casts, algorithm). Cleared when an
@@ -224,6 +224,7 @@ def conv2d(
     dilation: IntPair = 1,
     groups: int = 1,
     algorithm: str = "auto",
+    data_format: str = "channels_first",
 ) -> Tensor:
     """2-D convolution (cross-correlation) as deep-learning frameworks define it.
 
@@ -241,6 +242,12 @@ def conv2d(
         >>> conv2d(X, K, padding=1, stride=2).shape
         (1, 2, 2)
     """
+    if data_format != "channels_first":  # Keras's names; K keeps the book's layout
+        backend, like = _channels_last_call("conv2d", data_format, X, K, bias)
+        x = _from_channels_last(backend, "X", X)
+        y = conv2d(x, K, bias, stride=stride, padding=padding, dilation=dilation,
+                   groups=groups, algorithm=algorithm)  # fmt: skip
+        return _to_channels_last(backend, y, like)
     try:
         # Every check conv2d makes depends only on these: a signature seen before needs none.
         key = (type(X), X.shape, X.dtype, type(K), K.shape, K.dtype,  # type: ignore[attr-defined]
@@ -301,6 +308,7 @@ def conv2d_vjp(
     padding: Padding = 0,
     dilation: IntPair = 1,
     groups: int = 1,
+    data_format: str = "channels_first",
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """The gradients (dX, dK, dbias) of ``sum(conv2d(X, K, bias, ...) * dY)``: the
     backward pass for backends without autograd (NumPy), written against the protocol and
@@ -315,6 +323,13 @@ def conv2d_vjp(
         >>> dX.tolist(), dK.tolist(), dbias.tolist()
         ([[[2.0, 2.0], [2.0, 2.0]]], [[[[10.0]]]], [4.0])
     """
+    if data_format != "channels_first":  # X, dY and dX channels-last; K and dK as always
+        backend, like = _channels_last_call("conv2d_vjp", data_format, X, K, bias, dY)
+        x, dy = _from_channels_last(backend, "X", X), _from_channels_last(backend, "dY", dY)
+        dx, dk, db = conv2d_vjp(x, K, dy, bias=bias, stride=stride, padding=padding,
+                                dilation=dilation, groups=groups)  # fmt: skip
+        return _to_channels_last(backend, dx, like), _in_kind_of(backend, dk, like), (
+            None if db is None else _in_kind_of(backend, db, like))  # fmt: skip
     backend, g, ops, unbatched = _conv_operands(
         "conv2d_vjp", X, K, bias, stride, padding, dilation, groups, {"dY": dY}
     )
@@ -342,3 +357,37 @@ def conv2d_vjp(
         dx, dk = backend.restore_kind(dx, like), backend.restore_kind(dk, like)
         dbias = None if dbias is None else backend.restore_kind(dbias, like)
     return dx, dk, dbias
+
+
+DATA_FORMATS = ("channels_first", "channels_last")
+
+
+def check_data_format(data_format: object, op: str) -> None:
+    if data_format not in DATA_FORMATS:
+        raise ValueError(
+            f"{op}: data_format must be 'channels_first' (X (n, ci, h, w)) or "
+            f"'channels_last' (X (n, h, w, ci)), not {data_format!r}"
+        )
+
+
+def _channels_last_call(
+    op: str, data_format: str, *arguments: object
+) -> tuple[ArrayBackend, object | None]:
+    """Check ``data_format``; the backend, and the caller's first tensor (whose kind the
+    results take)."""
+    check_data_format(data_format, op)
+    backend = pick_backend(**{f"arg{i}": a for i, a in enumerate(arguments)})
+    like = next((a for a in arguments if a is not None and backend_for(a) is not None), None)
+    return backend, like
+
+
+def _from_channels_last(backend: ArrayBackend, name: str, value: object) -> Tensor:
+    """(n, h, w, c) or (h, w, c) as (n, c, h, w) or (c, h, w), a view where the framework
+    has them."""
+    x = operand(backend, name, value, (3, 4), "(n, h, w, ci) or (h, w, ci)")
+    return backend.permute_dims(x.tensor, (0, 3, 1, 2) if len(x.shape) == 4 else (2, 0, 1))
+
+
+def _to_channels_last(backend: ArrayBackend, y: Tensor, like: object | None) -> Tensor:
+    axes = (0, 2, 3, 1) if len(backend.shape(y)) == 4 else (1, 2, 0)
+    return _in_kind_of(backend, backend.permute_dims(y, axes), like)
