@@ -119,7 +119,13 @@ def __dir__() -> list[str]:
 def _backend_spelling(name: str) -> bool:
     """Whether ``name`` is a backend's name or alias (built-in, entry point or registered)."""
     registry.adapters()
-    return name.lower() in registry._names
+    if name.lower() in registry._names:
+        return True
+    try:  # an Array API library's module name: its generic adapter, made on first use
+        registry.canonical_name(name)
+    except ValueError:
+        return False
+    return True
 
 
 class _BackendModules(MetaPathFinder, Loader):
