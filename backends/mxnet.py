@@ -8,11 +8,12 @@ import importlib
 import math
 import random
 from collections.abc import Sequence
-from functools import cache, cached_property
+from functools import cached_property
 from typing import Any
 
 from chanconv.adapter import Adapter
 from chanconv.d2l import NUMPY_D2L_ALIASES
+from chanconv.geometry import conv_geometry
 from chanconv.layers import LayerSpec
 from chanconv.protocol import Tensor
 from chanconv.workarounds import NativeLimit
@@ -99,6 +100,9 @@ class MxnetBackend(Adapter):
         # convolution gets wrong or refuses.
         return ()
 
+    def zeros_like(self, x: Tensor) -> Tensor:
+        return self.fw.np.zeros_like(x)
+
     def conv2d_native(
         self, x: Tensor, k: Tensor, *, stride: tuple[int, int], padding: tuple[int, int],
         dilation: tuple[int, int], groups: int,
@@ -122,7 +126,7 @@ class MxnetBackend(Adapter):
         return self.fw.npx.convolution
 
     def conv2d_layer(self, spec: LayerSpec, rng: random.Random) -> Any:
-        return _layer_class(self.fw)(spec, rng)
+        return _conv2d_class()(spec, rng)
 
     def dtype_name(self, x: Tensor) -> str:
         import numpy  # MXNet depends on NumPy and describes dtypes with its types
@@ -141,30 +145,77 @@ class MxnetBackend(Adapter):
         return y.as_nd_ndarray()
 
 
-@cache
-def _layer_class(mx: Any) -> Any:
-    class Conv2D(mx.gluon.Block):  # type: ignore[misc]
-        """chanconv's Conv2D as a Gluon block, initialized on construction: parameters
-        ``weight`` and ``bias``."""
+def _gluon_conv2d() -> Any:
+    import mxnet as mx
 
-        def __init__(self, spec: LayerSpec, rng: random.Random, **kwargs: Any) -> None:
+    class Conv2D(mx.gluon.HybridBlock):  # type: ignore[misc]
+        """chanconv's Conv2D as a Gluon HybridBlock, initialized on construction:
+        parameters ``weight`` and ``bias``. Imperatively it runs ``chanconv.conv2d``; in a
+        hybridized (symbolic) graph, where shapes are hidden from Python, it runs MXNet's
+        own Convolution, the ``native`` algorithm, which gives the same result."""
+
+        def __init__(self, spec: LayerSpec, rng: random.Random | None = None,
+                     **kwargs: Any) -> None:  # fmt: skip
             super().__init__(**kwargs)
             self.spec = spec
+            rng = rng or random.Random(spec.seed)
             constant = mx.init.Constant
-            self.weight = self.params.get(
-                "weight", shape=spec.kernel_shape,
-                init=constant(mx.nd.array(spec.initial_weight(rng))),
-            )  # fmt: skip
-            self.bias = None
-            if spec.bias:
-                self.bias = self.params.get(
-                    "bias", shape=(spec.out_channels,),
-                    init=constant(mx.nd.array(spec.initial_bias(rng))),
+            with self.name_scope():
+                self.weight = self.params.get(
+                    "weight", shape=spec.kernel_shape,
+                    init=constant(mx.nd.array(spec.initial_weight(rng))),
                 )  # fmt: skip
+                self.bias = None
+                if spec.bias:
+                    self.bias = self.params.get(
+                        "bias", shape=(spec.out_channels,),
+                        init=constant(mx.nd.array(spec.initial_bias(rng))),
+                    )  # fmt: skip
             self.initialize()
 
-        def forward(self, x: Any) -> Any:
-            bias = None if self.bias is None else self.bias.data()
-            return self.spec.forward(x, self.weight.data(), bias)
+        def hybrid_forward(self, F: Any, x: Any, weight: Any, bias: Any = None) -> Any:
+            if isinstance(x, mx.sym.Symbol):
+                return self._symbolic(F, x, weight, bias)
+            return self.spec.forward(x, weight, bias)
 
+        def _symbolic(self, F: Any, x: Any, weight: Any, bias: Any) -> Any:
+            s = self.spec
+            g = conv_geometry((1, s.in_channels, *s._smallest), s.kernel_shape,
+                              stride=s.stride, padding=s.padding, dilation=s.dilation,
+                              groups=s.groups)  # fmt: skip
+            if g.symmetric_padding is None or (isinstance(s.padding, str)
+                                               and s.padding.lower() == "same"):  # fmt: skip
+                raise ValueError(
+                    "Conv2D: padding='same' depends on the input's size, which a hybridized "
+                    "MXNet graph hides; give the padding as numbers to hybridize this layer"
+                )
+            if s.data_format != "channels_first":
+                raise ValueError(
+                    "Conv2D: MXNet's CPU Convolution takes NCHW only; a hybridized block "
+                    "needs data_format='channels_first'"
+                )
+            conv = F.Convolution
+            if isinstance(x, mx.sym.np._Symbol):  # the mx.np style's graph: its parameters too
+                conv, weight = F.npx.convolution, weight.as_np_ndarray()
+                bias = None if bias is None else bias.as_np_ndarray()
+            return conv(x, weight, bias, kernel=s.kernel_size, stride=g.stride,
+                        dilate=g.dilation, pad=g.symmetric_padding, num_filter=s.out_channels,
+                        num_group=s.groups, no_bias=bias is None, layout="NCHW")  # fmt: skip
+
+    Conv2D.__module__, Conv2D.__qualname__ = __name__, "Conv2D"
     return Conv2D
+
+
+def _conv2d_class() -> Any:
+    cls = globals().get("Conv2D")
+    if cls is None:
+        cls = globals()["Conv2D"] = _gluon_conv2d()
+    return cls
+
+
+def __getattr__(name: str) -> Any:
+    # The Gluon block class, made on first use so that importing this adapter does not
+    # import MXNet; then a plain module attribute: chanconv.backends.mxnet.Conv2D.
+    if name == "Conv2D":
+        return _conv2d_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -47,6 +47,9 @@ class NumpyBackend(Adapter):
     def zeros(self, shape: tuple[int, ...], dtype: str) -> Tensor:
         return self.fw.zeros(shape, dtype=dtype)
 
+    def zeros_like(self, x: Tensor) -> Tensor:
+        return self.fw.zeros_like(x)
+
     def shape(self, x: Tensor) -> tuple[int, ...]:
         return tuple(x.shape)
 

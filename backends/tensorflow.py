@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from functools import cache
 from typing import Any
 
 from chanconv.adapter import Adapter
-from chanconv.geometry import ConvGeometry
+from chanconv.geometry import ConvGeometry, as_pair
 from chanconv.layers import LayerSpec
 from chanconv.protocol import Tensor
 from chanconv.workarounds import NativeLimit
@@ -33,7 +32,9 @@ def _dilated(g: ConvGeometry, dtype: str) -> bool:
 def _onednn_one_wide(g: ConvGeometry, dtype: str) -> bool:
     # After canonical_geometry an axis one output wide has stride 1, unless its one window
     # lies wholly in the padding: that remainder of the bug is routed here.
-    return g.n > 1 and g.ci // g.groups == 1 and g.ow == 1 and g.stride[1] > 1
+    # An unknown batch (inside a traced graph) may be > 1.
+    batch_over_one = g.n is None or g.n > 1
+    return batch_over_one and g.ci // g.groups == 1 and g.ow == 1 and g.stride[1] > 1
 
 
 #: TensorFlow's native kernel limits (docs/known-bugs.md), checked on this machine
@@ -119,8 +120,12 @@ class TensorflowBackend(Adapter):
     def zeros(self, shape: tuple[int, ...], dtype: str) -> Tensor:
         return self.fw.zeros(shape, dtype=dtype)
 
+    def zeros_like(self, x: Tensor) -> Tensor:
+        return self.fw.zeros_like(x)
+
     def shape(self, x: Tensor) -> tuple[int, ...]:
-        return tuple(int(d) for d in x.shape.as_list())
+        # None: unknown until run time, a tf.function input's None batch.
+        return tuple(None if d is None else int(d) for d in x.shape.as_list())  # type: ignore[misc]
 
     def native_limits(self) -> Sequence[NativeLimit]:
         return TENSORFLOW_NATIVE_LIMITS
@@ -149,9 +154,7 @@ class TensorflowBackend(Adapter):
         return self.permute_dims(y, (0, 3, 1, 2))
 
     def conv2d_layer(self, spec: LayerSpec, rng: random.Random) -> Any:
-        import keras
-
-        return _layer_class(keras)(spec, rng)
+        return _conv2d_class().from_spec(spec)
 
     def dtype_name(self, x: Tensor) -> str:
         return str(x.dtype.name)
@@ -163,25 +166,53 @@ class TensorflowBackend(Adapter):
         return [d.name.split(":", 1)[1] for d in self.fw.config.list_physical_devices()]
 
 
-@cache
-def _layer_class(keras: Any) -> Any:
-    class Conv2D(keras.layers.Layer):  # type: ignore[misc]
-        """chanconv's Conv2D as a Keras layer (NCHW, like the rest of chanconv): weights
-        ``kernel`` and ``bias``."""
+def _keras_conv2d() -> Any:
+    import keras
 
-        def __init__(self, spec: LayerSpec, rng: random.Random, **kwargs: Any) -> None:
+    @keras.saving.register_keras_serializable(package="chanconv", name="Conv2D")
+    class Conv2D(keras.layers.Layer):  # type: ignore[misc]
+        """chanconv's Conv2D as a Keras 3 layer (NCHW, like the rest of chanconv): weights
+        ``kernel`` (co, ci/groups, kh, kw) and ``bias``, drawn by Keras initializers as
+        PyTorch's default does (uniform in +-1/sqrt(fan_in)); works on symbolic inputs,
+        inside ``fit``, ``model.save``/``load_model`` and ``model.export``."""
+
+        def __init__(
+            self, in_channels: int, out_channels: int, kernel_size: Any, *, stride: Any = 1,
+            padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True,
+            algorithm: str = "auto", seed: int | None = None,
+            data_format: str = "channels_first", **kwargs: Any,
+        ) -> None:  # fmt: skip
             super().__init__(**kwargs)
-            self.spec = spec
-            constant = keras.initializers.Constant
+            self.spec = LayerSpec(in_channels, out_channels, as_pair("kernel_size", kernel_size),
+                                  _plain(stride), _plain(padding), _plain(dilation), groups, bias,
+                                  algorithm, seed=seed, data_format=data_format)  # fmt: skip
+            self.spec.check()
+            # Every weight shape is known from the arguments: built now, so the weights
+            # exist before the first call, as on the other backends.
+            self.build(None)
+
+        @classmethod
+        def from_spec(cls, spec: LayerSpec) -> Any:
+            return cls(spec.in_channels, spec.out_channels, spec.kernel_size,
+                       stride=spec.stride, padding=spec.padding, dilation=spec.dilation,
+                       groups=spec.groups, bias=spec.bias, algorithm=spec.algorithm,
+                       seed=spec.seed, data_format=spec.data_format)  # fmt: skip
+
+        def build(self, input_shape: Any) -> None:
+            if getattr(self, "kernel", None) is not None:  # built in __init__ already
+                return
+            s = self.spec
+            seeds = (None, None) if s.seed is None else (s.seed, s.seed + 1)
+            uniform = keras.initializers.RandomUniform
             self.kernel = self.add_weight(
-                shape=spec.kernel_shape, initializer=constant(spec.initial_weight(rng)),
-                name="kernel",
+                shape=s.kernel_shape, name="kernel",
+                initializer=uniform(-s.init_bound, s.init_bound, seed=seeds[0]),
             )  # fmt: skip
             self.bias = None
-            if spec.bias:
+            if s.bias:
                 self.bias = self.add_weight(
-                    shape=(spec.out_channels,), initializer=constant(spec.initial_bias(rng)),
-                    name="bias",
+                    shape=(s.out_channels,), name="bias",
+                    initializer=uniform(-s.init_bound, s.init_bound, seed=seeds[1]),
                 )  # fmt: skip
 
         def call(self, x: Any) -> Any:
@@ -189,4 +220,39 @@ def _layer_class(keras: Any) -> Any:
             bias = None if self.bias is None else self.bias.value
             return self.spec.forward(x, self.kernel.value, bias)
 
+        def compute_output_shape(self, input_shape: Any) -> Any:
+            return self.spec.output_shape(tuple(input_shape))
+
+        def get_config(self) -> dict[str, Any]:
+            s = self.spec
+            return {
+                **super().get_config(), "in_channels": s.in_channels,
+                "out_channels": s.out_channels, "kernel_size": list(s.kernel_size),
+                "stride": s.stride, "padding": s.padding, "dilation": s.dilation,
+                "groups": s.groups, "bias": s.bias, "algorithm": s.algorithm, "seed": s.seed,
+                "data_format": s.data_format,
+            }  # fmt: skip
+
+    Conv2D.__module__, Conv2D.__qualname__ = __name__, "Conv2D"
     return Conv2D
+
+
+def _plain(value: Any) -> Any:
+    """A config's lists (JSON has no tuples) back as the pairs chanconv takes."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _conv2d_class() -> Any:
+    cls = globals().get("Conv2D")
+    if cls is None:
+        cls = globals()["Conv2D"] = _keras_conv2d()
+    return cls
+
+
+def __getattr__(name: str) -> Any:
+    # The Keras layer class, made on first use so that importing this adapter imports
+    # neither TensorFlow nor Keras; then an ordinary module attribute, so its import path
+    # chanconv.backends.tensorflow.Conv2D serves pickling, isinstance and Keras's registry.
+    if name == "Conv2D":
+        return _conv2d_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

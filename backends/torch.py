@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from functools import cache
 from typing import Any
 
 from chanconv.adapter import Adapter
@@ -71,6 +70,9 @@ class TorchBackend(Adapter):
         # convolution gets wrong or refuses.
         return ()
 
+    def zeros_like(self, x: Tensor) -> Tensor:
+        return self.fw.zeros_like(x)
+
     def conv2d_native(
         self, x: Tensor, k: Tensor, *, stride: tuple[int, int], padding: tuple[int, int],
         dilation: tuple[int, int], groups: int,
@@ -81,7 +83,7 @@ class TorchBackend(Adapter):
                               groups)  # fmt: skip
 
     def conv2d_layer(self, spec: LayerSpec, rng: random.Random) -> Any:
-        return _layer_class(self.fw)(spec, rng)
+        return _conv2d_class()(spec, rng)
 
     def dtype_name(self, x: Tensor) -> str:
         return str(x.dtype).removeprefix("torch.")
@@ -100,10 +102,13 @@ def _square(pair: tuple[int, int]) -> int | tuple[int, int]:
     return pair[0] if pair[0] == pair[1] else pair
 
 
-@cache
-def _layer_class(torch: Any) -> Any:
+def _torch_conv2d() -> Any:
+    import torch
+
     class Conv2D(torch.nn.Module):  # type: ignore[misc]
-        """chanconv's Conv2D as a torch module: parameters ``weight`` and ``bias``."""
+        """chanconv's Conv2D as a torch module: parameters ``weight`` and ``bias``. Compiles
+        (``torch.compile(fullgraph=True)``), exports (``torch.export``) and traces
+        (``torch.jit.trace``) with no graph break; pickles by its import path."""
 
         def __init__(self, spec: LayerSpec, rng: random.Random) -> None:
             super().__init__()
@@ -115,4 +120,20 @@ def _layer_class(torch: Any) -> Any:
         def forward(self, x: Any) -> Any:
             return self.spec.forward(x, self.weight, self.bias)
 
+    Conv2D.__module__, Conv2D.__qualname__ = __name__, "Conv2D"
     return Conv2D
+
+
+def _conv2d_class() -> Any:
+    cls = globals().get("Conv2D")
+    if cls is None:
+        cls = globals()["Conv2D"] = _torch_conv2d()
+    return cls
+
+
+def __getattr__(name: str) -> Any:
+    # The module class, made on first use so that importing this adapter does not import
+    # torch; then a plain module attribute: chanconv.backends.torch.Conv2D.
+    if name == "Conv2D":
+        return _conv2d_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,9 +15,14 @@ the active backend, so ``import chanconv as d2l`` works too.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 from importlib import import_module
+from importlib.abc import Loader, MetaPathFinder
+from importlib.machinery import ModuleSpec
 from importlib.util import find_spec
-from typing import TYPE_CHECKING, Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, cast
 
 from chanconv import registry
 from chanconv.algorithms import im2col_limit, set_im2col_limit
@@ -86,16 +91,17 @@ def __getattr__(name: str) -> Any:
         value = getattr(import_module(_TOOL_NAMES[name]), name)
         globals()[name] = value
         return value
+    if name.startswith("_"):
+        raise AttributeError(f"module 'chanconv' has no attribute {name!r}")
+    if _backend_spelling(name):
+        # Through the import system, so that ``from chanconv import torch``,
+        # ``import chanconv.torch`` and ``import_module("chanconv.torch")`` give one object.
+        return import_module(f"{__name__}.{name}")
     # ``from chanconv import <submodule>`` asks here first: resolve nothing for those, and
     # import lazily through importlib, since ``from chanconv import d2l`` would recurse.
-    if name.startswith("_") or find_spec(f"{__name__}.{name}") is not None:
+    if find_spec(f"{__name__}.{name}") is not None:
         raise AttributeError(f"module 'chanconv' has no attribute {name!r}")
     d2l = import_module("chanconv.d2l")
-    registry.adapters()
-    if name in registry._names:
-        namespace = d2l.Namespace(registry.canonical_name(name))
-        globals()[name] = namespace
-        return namespace
     try:
         return d2l.lookup(name, None)
     except (ImportError, ValueError) as err:
@@ -111,3 +117,64 @@ def __dir__() -> list[str]:
     except ValueError:  # an invalid CHANCONV_BACKEND must not break tab completion
         aliases = list(d2l.OPERATIONS)
     return sorted({*globals(), *aliases, *adapters()})
+
+
+def _backend_spelling(name: str) -> bool:
+    """Whether ``name`` is a backend's name or alias (built-in, entry point or registered)."""
+    registry.adapters()
+    if name.lower() in registry._names:
+        return True
+    try:  # an Array API library's module name: its generic adapter, made on first use
+        registry.canonical_name(name)
+    except ValueError:
+        return False
+    return True
+
+
+class _BackendModules(MetaPathFinder, Loader):
+    """Makes every backend's namespace a real submodule: ``import chanconv.torch`` and
+    ``importlib.import_module("chanconv.<name>")`` work for each backend the registry knows,
+    entry-point ones included, and give the ``chanconv.d2l.Namespace`` that
+    ``from chanconv import torch`` gives. Last on ``sys.meta_path``, so it never shadows a
+    file in the package; creating a namespace imports no framework."""
+
+    _loading = False
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        package, _, name = fullname.partition(".")
+        if package != __name__ or not name or "." in name or name.startswith("_"):
+            return None
+        if self._loading:  # loading the adapters imports chanconv.backends.*: not ours
+            return None
+        self._loading = True
+        try:
+            return ModuleSpec(fullname, self) if _backend_spelling(name) else None
+        finally:
+            self._loading = False
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType:
+        canonical = registry.canonical_name(spec.name.partition(".")[2])
+        # An alias (``chanconv.pytorch``) shares the canonical name's object.
+        existing = sys.modules.get(f"{__name__}.{canonical}")
+        d2l = import_module("chanconv.d2l")
+        if isinstance(existing, d2l.Namespace) and existing.backend_name == canonical:
+            return cast(ModuleType, existing)
+        namespace: ModuleType = d2l.Namespace(canonical)
+        return namespace
+
+    def exec_module(self, module: ModuleType) -> None:
+        """Nothing to run: a namespace resolves its names on first use. An alias's import
+        must not leave its own spec on the shared object."""
+        if module.__spec__ is not None and module.__spec__.name != module.__name__:
+            module.__spec__ = ModuleSpec(module.__name__, self)
+
+
+if not any(isinstance(finder, _BackendModules) for finder in sys.meta_path):
+    sys.meta_path.append(_BackendModules())
+
+# The adapter table (an entry-point scan, no framework imported) is read now, not on the
+# first operation: that call may be inside torch.compile, which cannot trace
+# importlib.metadata.
+registry.adapters()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from functools import cached_property
+import sys
 from typing import Any, ClassVar
 
 from chanconv.protocol import Tensor
@@ -21,10 +21,15 @@ class Adapter:
     aliases: ClassVar[tuple[str, ...]] = ()
     framework: ClassVar[str]
 
-    @cached_property
+    @property
     def fw(self) -> Any:
-        """The framework's top-level module."""
-        return importlib.import_module(self.framework)
+        """The framework's top-level module. Read from ``sys.modules`` rather than cached
+        with a lock (``functools.cached_property`` takes an RLock, which ``torch.compile``
+        cannot trace through on a cold first call)."""
+        try:
+            return sys.modules[self.framework]
+        except KeyError:
+            return importlib.import_module(self.framework)
 
     def version(self) -> str:
         return str(self.fw.__version__)

@@ -37,6 +37,7 @@ from chanconv.protocol import (
     NativeConv2d,
     PointwiseHint,
     Tensor,
+    ZerosLike,
     implements,
 )
 from chanconv.workarounds import NativeLimit
@@ -143,6 +144,8 @@ def fourier_margin(backend: ArrayBackend) -> float:
 def fourier_wins(backend: ArrayBackend, g: ConvGeometry) -> bool:
     """The cost model's verdict: fourier for large convolutions whose direct count of
     multiplications is ``fourier_margin`` times fourier's (large kernels, many channels)."""
+    if g.n is None:  # a batch unknown until run time (traced graph): no cost to compare
+        return False
     direct = g.n * g.co * g.oh * g.ow * (g.ci // g.groups) * g.kh * g.kw
     if g.pointwise or direct < FOURIER_MIN_MULTIPLICATIONS:
         return False
@@ -186,12 +189,30 @@ def spread_axis(backend: ArrayBackend, t: Tensor, axis: int, step: int, dtype: s
     if step == 1:
         return t
     shape = backend.shape(t)
-    zeros = backend.zeros(shape, dtype)
+    zeros = zeros_of(backend, t, shape, dtype)
     spread = backend.stack([t] + [zeros] * (step - 1), axis=axis + 1)
-    merged = (*shape[:axis], shape[axis] * step, *shape[axis + 1 :])
+    merged = (*_batch_free(shape[:axis]), shape[axis] * step, *shape[axis + 1 :])
     flat = backend.reshape(spread, merged)
     keep = (shape[axis] - 1) * step + 1
     return flat[:, :, :keep, :] if axis == 2 else flat[:, :, :, :keep]
+
+
+def _batch_free(shape: tuple[int | None, ...]) -> tuple[int, ...]:
+    """``shape`` for a reshape: an unknown (``None``) leading batch becomes ``-1``."""
+    return tuple(-1 if d is None else d for d in shape)
+
+
+def zeros_of(backend: ArrayBackend, t: Tensor, shape: tuple[int, ...], dtype: str) -> Tensor:
+    """Zeros of ``t``'s ``shape``: ``zeros`` where the shape is known, else the backend's
+    ``ZerosLike`` (a batch of unknown size inside a traced graph)."""
+    if None not in shape:
+        return backend.zeros(shape, dtype)
+    if not isinstance(backend, ZerosLike):
+        raise ValueError(
+            f"a tensor of shape {shape} has a dimension unknown until run time; the "
+            f"{backend.name} backend cannot make zeros of it (it lacks zeros_like)"
+        )
+    return backend.zeros_like(t)
 
 
 def pad_axis(
@@ -204,12 +225,20 @@ def pad_axis(
         return t
     shape = list(backend.shape(t))
     parts = []
+    if None in shape:  # a batch of unknown size: zeros shaped like one slice of t
+        zeros = zeros_of(backend, _first_slice(t, axis), (*shape[:axis], 1), dtype)
+        parts = [zeros] * before + [t] + [zeros] * after
+        return backend.concat(parts, axis=axis)
     if before:
         parts.append(backend.zeros((*shape[:axis], before, *shape[axis + 1 :]), dtype))
     parts.append(t)
     if after:
         parts.append(backend.zeros((*shape[:axis], after, *shape[axis + 1 :]), dtype))
     return backend.concat(parts, axis=axis)
+
+
+def _first_slice(t: Tensor, axis: int) -> Tensor:
+    return t[:, :, :1, :] if axis == 2 else t[:, :, :, :1]
 
 
 def pad_input(backend: ArrayBackend, x: Tensor, g: ConvGeometry, dtype: str) -> Tensor:
@@ -238,7 +267,7 @@ def _channels_first(backend: ArrayBackend, x: Tensor) -> Tensor:
 
 def _direct(backend: ArrayBackend, xp: Tensor, k: Tensor, g: ConvGeometry) -> Tensor:
     G, cig, cog = g.groups, g.ci // g.groups, g.co // g.groups
-    xc, columns = _channels_first(backend, xp), g.n * g.oh * g.ow
+    xc, columns = _channels_first(backend, xp), -1  # n*oh*ow, n maybe unknown
     y: Tensor = None
     for i in range(g.kh):
         for j in range(g.kw):
@@ -246,19 +275,19 @@ def _direct(backend: ArrayBackend, xp: Tensor, k: Tensor, g: ConvGeometry) -> Te
             ks = backend.reshape(k[:, :, i, j], (G, cog, cig))
             term = backend.matmul(ks, xs)  # (G, cog, n*oh*ow)
             y = term if y is None else y + term
-    return _channels_first(backend, backend.reshape(y, (g.co, g.n, g.oh, g.ow)))
+    return _channels_first(backend, backend.reshape(y, (g.co, -1, g.oh, g.ow)))
 
 
 def _pointwise(backend: ArrayBackend, x: Tensor, k: Tensor, g: ConvGeometry) -> Tensor:
     """1x1, stride 1, unpadded: (G, cog, cig) @ (n, G, cig, h*w), no copy of the input."""
     G, cig, cog = g.groups, g.ci // g.groups, g.co // g.groups
-    xs = backend.reshape(x, (g.n, G, cig, g.h * g.w))
+    xs = backend.reshape(x, (-1, G, cig, g.h * g.w))
     y = backend.matmul(backend.reshape(k, (G, cog, cig)), xs)
-    return backend.reshape(y, g.output_shape)
+    return backend.reshape(y, (-1, g.co, g.oh, g.ow))
 
 
 def _im2col_tile(
-    backend: ArrayBackend, xc: Tensor, k2: Tensor, g: ConvGeometry, n: int, rows: tuple[int, int]
+    backend: ArrayBackend, xc: Tensor, k2: Tensor, g: ConvGeometry, rows: tuple[int, int]
 ) -> Tensor:
     """Output rows [rows) of ``n`` images from the channels-first padded input
     (ci, n, hp, wp): one matmul batched over the groups,
@@ -266,8 +295,8 @@ def _im2col_tile(
     G, cig, tr = g.groups, g.ci // g.groups, rows[1] - rows[0]
     windows = [window(xc, g, i, j, rows) for i in range(g.kh) for j in range(g.kw)]
     # (ci, kh*kw, n, tr, ow): channel-major, then offset, matching K's memory order.
-    columns = backend.reshape(backend.stack(windows, axis=1), (G, cig * g.kh * g.kw, n * tr * g.ow))
-    return backend.reshape(backend.matmul(k2, columns), (g.co, n, tr, g.ow))
+    columns = backend.reshape(backend.stack(windows, axis=1), (G, cig * g.kh * g.kw, -1))
+    return backend.reshape(backend.matmul(k2, columns), (g.co, -1, tr, g.ow))
 
 
 #: A tile of the unfolded matrix: images [b0, b1) and output rows [r0, r1).
@@ -277,16 +306,17 @@ Tile = tuple[int, int, int, int]
 def im2col_tiles(g: ConvGeometry, dtype: str) -> list[Tile]:
     """The tiles im2col works in: all images at once, else whole images, else strips of
     output rows of one image, each unfolding to at most ``min(limit, CACHE_TILE_BYTES)``."""
+    n = g.batch("im2col's tiles")
     row_bytes = g.ci * g.kh * g.kw * g.ow * ITEMSIZE[dtype]  # one output row of one image
     budget = min(_im2col_limit, CACHE_TILE_BYTES)
-    if g.n * g.oh * row_bytes <= budget:
-        return [(0, g.n, 0, g.oh)]
+    if n * g.oh * row_bytes <= budget:
+        return [(0, n, 0, g.oh)]
     if g.oh * row_bytes <= budget:
         per_tile = budget // (g.oh * row_bytes)
-        return [(b0, min(b0 + per_tile, g.n), 0, g.oh) for b0 in range(0, g.n, per_tile)]
+        return [(b0, min(b0 + per_tile, n), 0, g.oh) for b0 in range(0, n, per_tile)]
     per_strip = max(1, budget // row_bytes)
     return [(b, b + 1, r0, min(r0 + per_strip, g.oh))
-            for b in range(g.n) for r0 in range(0, g.oh, per_strip)]  # fmt: skip
+            for b in range(n) for r0 in range(0, g.oh, per_strip)]  # fmt: skip
 
 
 _buffers = threading.local()
@@ -384,7 +414,7 @@ def _im2col_inplace(
     and multiplies straight into its slice of the (co, n, oh, ow) output."""
     G, K = g.groups, (g.ci // g.groups) * g.kh * g.kw
     k2 = backend.reshape(k, (G, g.co // G, K))
-    y = backend.empty((g.co, g.n, g.oh, g.ow), dtype)
+    y = backend.empty((g.co, g.batch("im2col in place"), g.oh, g.ow), dtype)
     for tile in im2col_tiles(g, dtype):
         b0, b1, r0, r1 = tile
         nb, tr = b1 - b0, r1 - r0
@@ -402,29 +432,33 @@ def _im2col_inplace(
 def _im2col(backend: ArrayBackend, x: Tensor, k: Tensor, g: ConvGeometry, dtype: str) -> Tensor:
     if g.pointwise:
         return _pointwise(backend, x, k, g)
-    if has_inplace(backend):
+    if has_inplace(backend) and g.n is not None:
         return _im2col_inplace(cast(InPlaceBackend, backend), x, k, g, dtype)
     G, xc = g.groups, _channels_first(backend, pad_input(backend, x, g, dtype))
     k2 = backend.reshape(k, (G, g.co // G, (g.ci // G) * g.kh * g.kw))
     row_bytes = g.ci * g.kh * g.kw * g.ow * ITEMSIZE[dtype]  # one output row of one image
     budget = min(_im2col_limit, CACHE_TILE_BYTES)
-    if g.n * g.oh * row_bytes <= budget:
-        y = _im2col_tile(backend, xc, k2, g, g.n, (0, g.oh))
+    per_strip = max(1, budget // row_bytes)
+    strips = [(r0, min(r0 + per_strip, g.oh)) for r0 in range(0, g.oh, per_strip)]
+    if g.n is None:
+        # A batch of unknown size (inside a traced graph): the bound holds per image, the
+        # strips of output rows span the whole batch.
+        parts = [_im2col_tile(backend, xc, k2, g, rows) for rows in strips]
+        y = parts[0] if len(parts) == 1 else backend.concat(parts, axis=2)
+    elif g.n * g.oh * row_bytes <= budget:
+        y = _im2col_tile(backend, xc, k2, g, (0, g.oh))
     elif g.oh * row_bytes <= budget:  # whole images fit: tile the batch
         per_tile = budget // (g.oh * row_bytes)
         y = backend.concat(
-            [_im2col_tile(backend, xc[:, b0 : min(b0 + per_tile, g.n), :, :], k2, g,
-                          min(per_tile, g.n - b0), (0, g.oh))
+            [_im2col_tile(backend, xc[:, b0 : min(b0 + per_tile, g.n), :, :], k2, g, (0, g.oh))
              for b0 in range(0, g.n, per_tile)],
             axis=1,
         )  # fmt: skip
     else:  # tile each image by output rows
-        per_strip = max(1, budget // row_bytes)
-        strips = [(r0, min(r0 + per_strip, g.oh)) for r0 in range(0, g.oh, per_strip)]
         images = []
         for b in range(g.n):
             image = xc[:, b : b + 1, :, :]
-            parts = [_im2col_tile(backend, image, k2, g, 1, rows) for rows in strips]
+            parts = [_im2col_tile(backend, image, k2, g, rows) for rows in strips]
             images.append(parts[0] if len(parts) == 1 else backend.concat(parts, axis=2))
         y = images[0] if g.n == 1 else backend.concat(images, axis=1)
     return _channels_first(backend, y)

@@ -74,28 +74,31 @@ def _coverage(size: int, kernel: int, stride: int, dilation: int, pad: int, out:
 
 def _cost(g: ConvGeometry, dtype: str, bias: bool) -> ConvCost:
     item = ITEMSIZE[dtype]
+    n = g.n
+    if n is None:  # only a traced graph leaves the batch unknown, never a cost query
+        raise ValueError("conv2d_cost: the batch size must be known")
     taps = (g.ci // g.groups) * g.kh * g.kw  # products per output element
-    outputs = g.n * g.co * g.oh * g.ow
+    outputs = n * g.co * g.oh * g.ow
     mults = outputs * taps
     adds = outputs * (taps - 1) + (outputs if bias else 0)
-    x_size, k_size = g.n * g.ci * g.h * g.w, g.co * (g.ci // g.groups) * g.kh * g.kw
+    x_size, k_size = n * g.ci * g.h * g.w, g.co * (g.ci // g.groups) * g.kh * g.kw
     b_size = g.co if bias else 0
-    per_image_out = g.n * g.oh * g.ow  # terms each kernel or bias gradient entry sums
+    per_image_out = n * g.oh * g.ow  # terms each kernel or bias gradient entry sums
 
     rows = _coverage(g.h, g.kh, g.stride[0], g.dilation[0], g.pads[0], g.oh)
     cols = _coverage(g.w, g.kw, g.stride[1], g.dilation[1], g.pads[2], g.ow)
     cog = g.co // g.groups
-    dx_products = g.n * g.ci * cog * sum(rows) * sum(cols)
-    dx_touched = g.n * g.ci * sum(1 for r in rows if r) * sum(1 for c in cols if c)
+    dx_products = n * g.ci * cog * sum(rows) * sum(cols)
+    dx_touched = n * g.ci * sum(1 for r in rows if r) * sum(1 for c in cols if c)
     dk_products = k_size * per_image_out
     back_mults = dx_products + dk_products
     back_adds = (dx_products - dx_touched) + k_size * (per_image_out - 1)
     if bias:
         back_adds += g.co * (per_image_out - 1)
     return ConvCost(
-        input_shape=g.input_shape,
+        input_shape=(n, g.ci, g.h, g.w),
         kernel_shape=g.kernel_shape,
-        output_shape=g.output_shape,
+        output_shape=(n, g.co, g.oh, g.ow),
         dtype=dtype,
         multiplications=mults,
         additions=adds,

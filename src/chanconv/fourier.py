@@ -93,7 +93,7 @@ def fourier_cost(g: ConvGeometry, th: int, tw: int) -> tuple[float, float]:
     oh1, ow1 = (g.oh - 1) * g.stride[0] + 1, (g.ow - 1) * g.stride[1] + 1
     mh, rows = _axis_cost(oh1, keh, th)
     mw, cols = _axis_cost(ow1, kew, tw)
-    v, tiles = tw // 2 + 1, g.n * rows * cols
+    v, tiles = tw // 2 + 1, g.batch("the fourier algorithm") * rows * cols
     cig, cog = g.ci // g.groups, g.co // g.groups
     mixing = th * v * 3 * cig * cog * g.groups * tiles
     forward = tiles * g.ci * (2 * v * th * tw + 4 * th * th * v)
@@ -125,7 +125,8 @@ def fourier_plan(g: ConvGeometry, itemsize: int, limit: int) -> FourierPlan:
     per_row = max(1, cols * per_tile)
     rows_per_chunk = max(1, limit // per_row)
     if rows_per_chunk >= rows:
-        images, rows_per_chunk = max(1, min(g.n, rows_per_chunk // rows)), rows
+        n = g.batch("the fourier algorithm")
+        images, rows_per_chunk = max(1, min(n, rows_per_chunk // rows)), rows
     else:
         images = 0
     return FourierPlan(th, tw, mh, mw, keh, kew, rows, cols, oh1, ow1, images, rows_per_chunk)
@@ -275,6 +276,7 @@ def fourier(
         x = backend.astype(x, work)
         k = backend.astype(k, work)
     itemsize = 8 if work == "float64" else 4
+    n = g.batch("the fourier algorithm")
     plan = fourier_plan(g, itemsize, limit)
     mats = _dft_matrices(backend, plan, work)
     if cache is None:
@@ -300,12 +302,12 @@ def fourier(
     if plan.images_per_chunk:
         step = plan.images_per_chunk
         parts = [strided(_chunk(backend, xq[:, :, :, b0 : b0 + step], kk, g, plan, mats,
-                                min(step, g.n - b0), plan.rows), 0, plan.rows)
-                 for b0 in range(0, g.n, step)]  # fmt: skip
+                                min(step, n - b0), plan.rows), 0, plan.rows)
+                 for b0 in range(0, n, step)]  # fmt: skip
         y = parts[0] if len(parts) == 1 else backend.concat(parts, axis=0)
     else:
         step, images = plan.rows_per_chunk, []
-        for b in range(g.n):
+        for b in range(n):
             image, strips = xq[:, :, :, b : b + 1], []
             for r0 in range(0, plan.rows, step):
                 nrows = min(step, plan.rows - r0)
@@ -313,7 +315,7 @@ def fourier(
                 part = _chunk(backend, rows, kk, g, plan, mats, 1, nrows)
                 strips.append(strided(part, r0 * mh, nrows))
             images.append(strips[0] if len(strips) == 1 else backend.concat(strips, axis=2))
-        y = images[0] if g.n == 1 else backend.concat(images, axis=0)
+        y = images[0] if n == 1 else backend.concat(images, axis=0)
     return y if work == dtype else backend.astype(y, dtype)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import cast
 
 IntPair = int | tuple[int, int]
 Padding = int | tuple[int, int] | str
@@ -44,7 +45,8 @@ def _same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int,
 class ConvGeometry:
     """A checked convolution: (n, ci, h, w) * (co, ci/groups, kh, kw) -> (n, co, oh, ow)."""
 
-    n: int
+    #: None for a batch of unknown size (inside a traced graph).
+    n: int | None
     ci: int
     h: int
     w: int
@@ -63,8 +65,18 @@ class ConvGeometry:
     #: A 1x1 kernel, stride 1, no padding: the convolution is a plain matmul.
     pointwise: bool = field(init=False)
 
+    def batch(self, needed_by: str) -> int:
+        """The batch size, or a ValueError naming ``needed_by`` where it is unknown until
+        run time (inside a traced graph): for algorithms that plan per image."""
+        if self.n is None:
+            raise ValueError(
+                f"{needed_by} needs the batch size, which is unknown until run time inside "
+                "this graph: give the graph's input a static batch, or use another algorithm"
+            )
+        return self.n
+
     @property
-    def input_shape(self) -> tuple[int, int, int, int]:
+    def input_shape(self) -> tuple[int | None, int, int, int]:
         return (self.n, self.ci, self.h, self.w)
 
     @property
@@ -72,7 +84,7 @@ class ConvGeometry:
         return (self.co, self.ci // self.groups, self.kh, self.kw)
 
     @property
-    def output_shape(self) -> tuple[int, int, int, int]:
+    def output_shape(self) -> tuple[int | None, int, int, int]:
         return (self.n, self.co, self.oh, self.ow)
 
     @property
@@ -90,7 +102,7 @@ class ConvGeometry:
 
 
 def conv_geometry(
-    x_shape: tuple[int, ...],
+    x_shape: tuple[int | None, ...],
     k_shape: tuple[int, ...],
     *,
     stride: IntPair = 1,
@@ -114,7 +126,7 @@ def conv_geometry(
 
 @lru_cache(maxsize=1024, typed=True)
 def _checked_geometry(
-    x_shape: tuple[int, ...], k_shape: tuple[int, ...], stride: IntPair, padding: Padding,
+    x_shape: tuple[int | None, ...], k_shape: tuple[int, ...], stride: IntPair, padding: Padding,
     dilation: IntPair, groups: int, op: str,
 ) -> ConvGeometry:  # fmt: skip
     if len(x_shape) != 4 or len(k_shape) != 4:
@@ -122,7 +134,8 @@ def _checked_geometry(
             f"{op}: X must be (n, ci, h, w) or (ci, h, w) and K (co, ci/groups, kh, kw); "
             f"got X shape {x_shape} and K shape {k_shape}"
         )
-    n, ci, h, w = x_shape
+    # Only the batch may be None (unknown inside a traced graph); the callers check the rest.
+    n, (ci, h, w) = x_shape[0], cast("tuple[int, int, int]", x_shape[1:])
     co, ci_per_group, kh, kw = k_shape
     sh, sw = as_pair("stride", stride)
     dh, dw = as_pair("dilation", dilation)

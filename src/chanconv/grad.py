@@ -42,7 +42,7 @@ def _vjp_inplace(
     K = cig * g.kh * g.kw
     k2t = backend.permute_dims(backend.reshape(k, (G, cog, K)), (0, 2, 1))  # (G, K, cog)
     dk2t = backend.zeros((G, K, cog), dtype)  # dK transposed, see below
-    dx = backend.zeros(g.input_shape, dtype)
+    dx = backend.zeros((g.batch("conv2d_vjp in place"), g.ci, g.h, g.w), dtype)
     for tile in im2col_tiles(g, dtype):
         b0, b1, r0, r1 = tile
         nb, tr = b1 - b0, r1 - r0
@@ -88,25 +88,25 @@ def convolve_vjp(
 ) -> tuple[Tensor, Tensor]:
     """(dX, dK) for x (n, ci, h, w), k (co, ci/groups, kh, kw), dy (n, co, oh, ow), all of
     one dtype and already checked."""
-    if has_inplace(backend):
+    if has_inplace(backend) and g.n is not None:
         return _vjp_inplace(cast(InPlaceBackend, backend), x, k, dy, g, dtype)
     G, cig, cog, p = g.groups, g.ci // g.groups, g.co // g.groups, g.oh * g.ow
     (sh, sw), (dh, dw) = g.stride, g.dilation
     hp, wp = g.padded_hw
     xp = pad_input(backend, x, g, dtype)
-    dyg = backend.reshape(dy, (g.n, G, cog, p))
+    dyg = backend.reshape(dy, (-1, G, cog, p))  # n maybe unknown
     span_h, span_w = (g.oh - 1) * sh + 1, (g.ow - 1) * sw + 1
     dk_taps: list[Tensor] = []
     dxp: Tensor = None
     for i in range(g.kh):
         for j in range(g.kw):
-            xs = backend.reshape(window(xp, g, i, j, (0, g.oh)), (g.n, G, cig, p))
+            xs = backend.reshape(window(xp, g, i, j, (0, g.oh)), (-1, G, cig, p))
             # dK[:, :, i, j] = sum over images of dY @ window^T, per group.
             tap = backend.sum(backend.matmul(dyg, backend.permute_dims(xs, (0, 1, 3, 2))), axis=0)
             dk_taps.append(backend.reshape(tap, (g.co, cig)))
             # The window's gradient, K[:, :, i, j]^T @ dY, goes back where the window came from.
             kt = backend.permute_dims(backend.reshape(k[:, :, i, j], (G, cog, cig)), (0, 2, 1))
-            dwin = backend.reshape(backend.matmul(kt, dyg), (g.n, g.ci, g.oh, g.ow))
+            dwin = backend.reshape(backend.matmul(kt, dyg), (-1, g.ci, g.oh, g.ow))
             dwin = spread_axis(backend, spread_axis(backend, dwin, 2, sh, dtype), 3, sw, dtype)
             dwin = pad_axis(backend, dwin, i * dh, hp - i * dh - span_h, 2, dtype)
             dwin = pad_axis(backend, dwin, j * dw, wp - j * dw - span_w, 3, dtype)

@@ -20,7 +20,7 @@ from typing import Any
 from chanconv.algorithms import check_algorithm
 from chanconv.fourier import SpectrumCache
 from chanconv.geometry import IntPair, Padding, as_pair, conv_geometry
-from chanconv.operations import conv2d, conv2d_vjp
+from chanconv.operations import check_data_format, conv2d, conv2d_vjp
 from chanconv.protocol import ArrayBackend, NativeLayers, Tensor
 from chanconv.registry import active_backend
 
@@ -39,6 +39,11 @@ class LayerSpec:
     bias: bool = True
     algorithm: str = "auto"
     dtype: str = "float32"
+    #: The seed the parameters are drawn from; None: layers with the framework's own
+    #: initializers (Keras) follow its global seed (``keras.utils.set_random_seed``).
+    seed: int | None = None
+    #: "channels_first" (X (n, ci, h, w)) or "channels_last" (X (n, h, w, ci)).
+    data_format: str = "channels_first"
 
     @property
     def kernel_shape(self) -> tuple[int, int, int, int]:
@@ -47,6 +52,7 @@ class LayerSpec:
     def check(self) -> None:
         """ValueError for settings no input could satisfy, before any tensor exists."""
         check_algorithm(self.algorithm, None, "Conv2D")
+        check_data_format(self.data_format, "Conv2D")
         kh, kw = self.kernel_size
         dh, dw = as_pair("dilation", self.dilation)
         if min(self.in_channels, self.out_channels, kh, kw) < 1:
@@ -55,6 +61,45 @@ class LayerSpec:
         smallest = (1, self.in_channels, dh * (kh - 1) + 1, dw * (kw - 1) + 1)
         conv_geometry(smallest, self.kernel_shape, stride=self.stride, padding=self.padding,
                       dilation=self.dilation, groups=self.groups, op="Conv2D")  # fmt: skip
+
+    @property
+    def init_bound(self) -> float:
+        """PyTorch's default initialization bound, 1/sqrt(fan_in)."""
+        _, cig, kh, kw = self.kernel_shape
+        return 1 / math.sqrt(cig * kh * kw)
+
+    def output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        """The layer's output shape for ``input_shape`` ((n, ci, h, w) or (ci, h, w)), any of
+        n, h, w possibly None (unknown until run time), as symbolic model building asks."""
+        shape = tuple(input_shape)
+        if len(shape) not in (3, 4):
+            raise ValueError(f"Conv2D: input shape {shape} must be (n, ci, h, w) or (ci, h, w)")
+        if self.data_format == "channels_last":
+            first = self._first((*shape[:-3], shape[-1], *shape[-3:-1]))
+            return (*first[:-3], *first[-2:], first[-3])
+        return self._first(shape)
+
+    def _first(self, shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        batched = shape if len(shape) == 4 else (1, *shape)
+        n, ci, h, w = batched
+        if ci is not None and ci != self.in_channels:
+            raise ValueError(
+                f"Conv2D: the input has {ci} channels (shape {shape}) but the layer was made "
+                f"for {self.in_channels}"
+            )
+        # Unknown extents: work the output out from a stand-in, then forget it again.
+        probe = (n, self.in_channels, h or self._smallest[0], w or self._smallest[1])
+        g = conv_geometry(probe, self.kernel_shape, stride=self.stride, padding=self.padding,
+                          dilation=self.dilation, groups=self.groups, op="Conv2D")  # fmt: skip
+        out = (n, self.out_channels, g.oh if h is not None else None,
+               g.ow if w is not None else None)  # fmt: skip
+        return out if len(shape) == 4 else out[1:]
+
+    @property
+    def _smallest(self) -> tuple[int, int]:
+        kh, kw = self.kernel_size
+        dh, dw = as_pair("dilation", self.dilation)
+        return dh * (kh - 1) + 1, dw * (kw - 1) + 1
 
     def initial_weight(self, rng: random.Random) -> list[Any]:
         """PyTorch's default: uniform in +-1/sqrt(fan_in), fan_in = ci/groups * kh * kw."""
@@ -72,7 +117,7 @@ class LayerSpec:
                 spectrum_cache: SpectrumCache | None = None) -> Tensor:  # fmt: skip
         return conv2d(x, weight, bias, stride=self.stride, padding=self.padding,
                       dilation=self.dilation, groups=self.groups, algorithm=self.algorithm,
-                      spectrum_cache=spectrum_cache)  # fmt: skip
+                      spectrum_cache=spectrum_cache, data_format=self.data_format)  # fmt: skip
 
 
 class Conv2DLayer:
@@ -112,7 +157,7 @@ class Conv2DLayer:
         s = self.spec
         dx, self.weight_grad, self.bias_grad = conv2d_vjp(
             self._input, self.weight, dy, bias=self.bias, stride=s.stride, padding=s.padding,
-            dilation=s.dilation, groups=s.groups,
+            dilation=s.dilation, groups=s.groups, data_format=s.data_format,
         )  # fmt: skip
         return dx
 
@@ -140,6 +185,7 @@ def Conv2D(
     bias: bool = True,
     algorithm: str = "auto",
     seed: int | None = None,
+    data_format: str = "channels_first",
 ) -> Any:
     """A trainable 2-D convolution layer of the active backend: a ``torch.nn.Module``, a
     Keras layer, a Gluon block, or for NumPy a [`Conv2DLayer`][chanconv.Conv2DLayer]. Parameters
@@ -152,7 +198,8 @@ def Conv2D(
         (3, 2, 2)
     """
     spec = LayerSpec(in_channels, out_channels, as_pair("kernel_size", kernel_size), stride,
-                     padding, dilation, groups, bias, algorithm)  # fmt: skip
+                     padding, dilation, groups, bias, algorithm, seed=seed,
+                     data_format=data_format)  # fmt: skip
     spec.check()
     backend = active_backend()
     rng = random.Random(seed)

@@ -17,7 +17,7 @@ from chanconv.geometry import ConvGeometry, IntPair, Padding, conv_geometry
 from chanconv.grad import convolve_vjp
 from chanconv.inputs import Operand, kind_source, operand, pick_backend, unify_dtypes
 from chanconv.protocol import ArrayBackend, Tensor
-from chanconv.registry import register_cache
+from chanconv.registry import backend_for, register_cache
 
 if TYPE_CHECKING:
     from chanconv.fourier import SpectrumCache
@@ -58,12 +58,28 @@ def _check_channels(op: str, x: Operand, k: Operand, k_axis: int) -> None:
         )
 
 
+def _require_known(op: str, operand: Operand, layout: str, needed_by: str, skip: int = 0) -> None:
+    """ValueError if a dimension of ``operand`` (after the first ``skip``) is unknown until
+    run time (``None``, inside a traced graph): what ``needed_by`` cannot do without."""
+    axes = layout.strip("()").split(", ")
+    for axis, size in list(zip(axes, operand.shape, strict=False))[skip:]:
+        if size is None:
+            raise ValueError(
+                f"{op}: dimension {axis} of {operand.name} (shape {operand.shape}, laid out "
+                f"as {layout}) is unknown until run time, and {needed_by} needs its value; "
+                "only the batch may be unknown: give the graph's input a static "
+                f"{axis} (e.g. a tf.TensorSpec with it set)"
+            )
+
+
 def _section_op(
     op: str, X: object, K: object, x_layout: str, k_layout: str, k_channel_axis: int | None
 ) -> tuple[ArrayBackend, Operand, Operand, Tensor, Tensor, str]:
     backend = pick_backend(X=X, K=K)
     x = operand(backend, "X", X, x_layout.count(",") + 1, x_layout)
     k = operand(backend, "K", K, k_layout.count(",") + 1, k_layout)
+    _require_known(op, x, x_layout, op)
+    _require_known(op, k, k_layout, op)
     if k_channel_axis is not None:
         _check_channels(op, x, k, k_channel_axis)
     _check_fits(op, x, k)
@@ -174,6 +190,7 @@ def corr2d_multi_in_out_1x1(X: object, K: object) -> Tensor:
 def _conv_operands(
     op: str, X: object, K: object, bias: object, stride: IntPair, padding: Padding,
     dilation: IntPair, groups: int, extra: dict[str, object] | None = None,
+    algorithm: str = "direct",
 ) -> tuple[ArrayBackend, ConvGeometry, list[Operand], bool]:  # fmt: skip
     """Check conv2d-style arguments; returns the backend, the geometry (always batched),
     the operands X, K, [bias], [extra...], and whether X came unbatched."""
@@ -181,6 +198,12 @@ def _conv_operands(
     x = operand(backend, "X", X, (3, 4), "(n, ci, h, w) or (ci, h, w)")
     k = operand(backend, "K", K, 4, "(co, ci/groups, kh, kw)")
     unbatched = len(x.shape) == 3
+    needed_by = f"{op} (algorithm {algorithm!r})"
+    if unbatched:
+        _require_known(op, x, "(ci, h, w)", needed_by)
+    else:
+        _require_known(op, x, "(n, ci, h, w)", needed_by, skip=1)
+    _require_known(op, k, "(co, ci/groups, kh, kw)", needed_by)
     g = conv_geometry(
         (1, *x.shape) if unbatched else x.shape, k.shape, stride=stride, padding=padding,
         dilation=dilation, groups=groups, op=op,
@@ -208,6 +231,7 @@ def conv2d(
     groups: int = 1,
     algorithm: str = "auto",
     spectrum_cache: SpectrumCache | None = None,
+    data_format: str = "channels_first",
 ) -> Tensor:
     """2-D convolution (cross-correlation) as deep-learning frameworks define it.
 
@@ -229,6 +253,12 @@ def conv2d(
         >>> conv2d(X, K, padding=1, stride=2).shape
         (1, 2, 2)
     """
+    if data_format != "channels_first":  # Keras's names; K keeps the book's layout
+        backend, like = _channels_last_call("conv2d", data_format, X, K, bias)
+        x = _from_channels_last(backend, "X", X)
+        y = conv2d(x, K, bias, stride=stride, padding=padding, dilation=dilation,
+                   groups=groups, algorithm=algorithm)  # fmt: skip
+        return _to_channels_last(backend, y, like)
     try:
         # Every check conv2d makes depends only on these: a signature seen before needs none.
         key = (type(X), X.shape, X.dtype, type(K), K.shape, K.dtype,  # type: ignore[attr-defined]
@@ -253,7 +283,7 @@ def conv2d(
 
     check_algorithm(algorithm, None, "conv2d")
     backend, g, ops, unbatched = _conv_operands(
-        "conv2d", X, K, bias, stride, padding, dilation, groups
+        "conv2d", X, K, bias, stride, padding, dilation, groups, None, algorithm
     )
     check_algorithm(algorithm, backend, "conv2d")
     dtype, tensors = unify_dtypes(backend, *ops)
@@ -265,7 +295,7 @@ def conv2d(
         chosen = choose_algorithm(backend, g, dtype) if algorithm == "auto" else algorithm
         if algorithm == "auto" and autotune_enabled():
             try:
-                x4 = backend.reshape(tensors[0], g.input_shape) if unbatched else tensors[0]
+                x4 = backend.reshape(tensors[0], (1, g.ci, g.h, g.w)) if unbatched else tensors[0]
                 chosen = tuned_algorithm(backend, x4, tensors[1], g, dtype)
             except Exception:  # symbolic (traced) tensors cannot be timed: keep the rule
                 pass
@@ -278,7 +308,7 @@ def _run_conv2d(
     backend: ArrayBackend, g: ConvGeometry, dtype: str, unbatched: bool, algorithm: str,
     tensors: list[Tensor], like: object | None, spectrum_cache: SpectrumCache | None = None,
 ) -> Tensor:  # fmt: skip
-    x = backend.reshape(tensors[0], g.input_shape) if unbatched else tensors[0]
+    x = backend.reshape(tensors[0], (1, *g.input_shape[1:])) if unbatched else tensors[0]
     y = convolve(backend, x, tensors[1], g, dtype, algorithm, spectrum_cache)
     if len(tensors) == 3:
         y = y + backend.reshape(tensors[2], (1, g.co, 1, 1))
@@ -297,6 +327,7 @@ def conv2d_vjp(
     padding: Padding = 0,
     dilation: IntPair = 1,
     groups: int = 1,
+    data_format: str = "channels_first",
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """The gradients (dX, dK, dbias) of ``sum(conv2d(X, K, bias, ...) * dY)``: the
     backward pass for backends without autograd (NumPy), written against the protocol and
@@ -311,19 +342,31 @@ def conv2d_vjp(
         >>> dX.tolist(), dK.tolist(), dbias.tolist()
         ([[[2.0, 2.0], [2.0, 2.0]]], [[[[10.0]]]], [4.0])
     """
+    if data_format != "channels_first":  # X, dY and dX channels-last; K and dK as always
+        backend, like = _channels_last_call("conv2d_vjp", data_format, X, K, bias, dY)
+        x, dy = _from_channels_last(backend, "X", X), _from_channels_last(backend, "dY", dY)
+        dx, dk, db = conv2d_vjp(x, K, dy, bias=bias, stride=stride, padding=padding,
+                                dilation=dilation, groups=groups)  # fmt: skip
+        return _to_channels_last(backend, dx, like), _in_kind_of(backend, dk, like), (
+            None if db is None else _in_kind_of(backend, db, like))  # fmt: skip
     backend, g, ops, unbatched = _conv_operands(
         "conv2d_vjp", X, K, bias, stride, padding, dilation, groups, {"dY": dY}
     )
     expected = g.output_shape[1:] if unbatched else g.output_shape
     dy = operand(backend, "dY", dY, len(expected), "the output's shape")
-    if dy.shape != expected:
+    if len(dy.shape) != len(expected) or any(
+        d != e and None not in (d, e) for d, e in zip(dy.shape, expected, strict=True)
+    ):
         raise ValueError(
             f"conv2d_vjp: dY has shape {dy.shape} but conv2d's output has shape {expected}"
         )
     dtype, tensors = unify_dtypes(backend, *ops, dy)
     x, dyt = tensors[0], tensors[-1]
     if unbatched:
-        x, dyt = backend.reshape(x, g.input_shape), backend.reshape(dyt, g.output_shape)
+        x, dyt = (
+            backend.reshape(x, (1, *g.input_shape[1:])),
+            backend.reshape(dyt, (1, *g.output_shape[1:])),
+        )
     dx, dk = convolve_vjp(backend, x, tensors[1], dyt, g, dtype)
     if unbatched:
         dx = backend.reshape(dx, g.input_shape[1:])
@@ -333,3 +376,37 @@ def conv2d_vjp(
         dx, dk = backend.restore_kind(dx, like), backend.restore_kind(dk, like)
         dbias = None if dbias is None else backend.restore_kind(dbias, like)
     return dx, dk, dbias
+
+
+DATA_FORMATS = ("channels_first", "channels_last")
+
+
+def check_data_format(data_format: object, op: str) -> None:
+    if data_format not in DATA_FORMATS:
+        raise ValueError(
+            f"{op}: data_format must be 'channels_first' (X (n, ci, h, w)) or "
+            f"'channels_last' (X (n, h, w, ci)), not {data_format!r}"
+        )
+
+
+def _channels_last_call(
+    op: str, data_format: str, *arguments: object
+) -> tuple[ArrayBackend, object | None]:
+    """Check ``data_format``; the backend, and the caller's first tensor (whose kind the
+    results take)."""
+    check_data_format(data_format, op)
+    backend = pick_backend(**{f"arg{i}": a for i, a in enumerate(arguments)})
+    like = next((a for a in arguments if a is not None and backend_for(a) is not None), None)
+    return backend, like
+
+
+def _from_channels_last(backend: ArrayBackend, name: str, value: object) -> Tensor:
+    """(n, h, w, c) or (h, w, c) as (n, c, h, w) or (c, h, w), a view where the framework
+    has them."""
+    x = operand(backend, name, value, (3, 4), "(n, h, w, ci) or (h, w, ci)")
+    return backend.permute_dims(x.tensor, (0, 3, 1, 2) if len(x.shape) == 4 else (2, 0, 1))
+
+
+def _to_channels_last(backend: ArrayBackend, y: Tensor, like: object | None) -> Tensor:
+    axes = (0, 2, 3, 1) if len(backend.shape(y)) == 4 else (1, 2, 0)
+    return _in_kind_of(backend, backend.permute_dims(y, axes), like)

@@ -90,7 +90,10 @@ class ArrayBackend(Protocol):
 
     # --- beyond the standard --------------------------------------------------------------
     def shape(self, x: Tensor) -> tuple[int, ...]:
-        """The shape as a tuple of Python ints (TensorFlow's is a ``TensorShape``)."""
+        """The shape as a tuple of Python ints (TensorFlow's is a ``TensorShape``). Inside a
+        traced graph a dimension not known until run time may be ``None`` (a ``tf.function``
+        input with a ``None`` batch); the core then keeps it symbolic (``-1`` in reshapes,
+        ``ZerosLike`` for zeros) and refuses what needs its value."""
         ...
 
     def dtype_name(self, x: Tensor) -> str:
@@ -375,3 +378,19 @@ class InPlaceWrites(Protocol):
     def matmul_into(self, x1: Tensor, x2: Tensor, out: Tensor) -> None:
         """``out[...] = matmul(x1, x2)``, with no temporary of out's size."""
         ...
+
+
+@runtime_checkable
+class ZerosLike(Protocol):
+    """Optional extension, the Array API's ``zeros_like``: zeros of ``x``'s shape and dtype.
+    Needed only for tensors whose shape has a dimension unknown until run time (padding and
+    strided gradients of a batch of unknown size), where ``ArrayBackend.zeros`` cannot
+    be given a shape.
+
+    Examples:
+        >>> import chanconv
+        >>> isinstance(chanconv.get_adapter("numpy"), ZerosLike)
+        True
+    """
+
+    def zeros_like(self, x: Tensor) -> Tensor: ...
