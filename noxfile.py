@@ -82,13 +82,13 @@ def check(session: nox.Session, backend: str, *options: str) -> None:
 @nox.parametrize("backend", BACKENDS, ids=BACKENDS)
 def fuzz(session: nox.Session, backend: str) -> None:
     """The differential fuzz campaign (chanconv.testing.test_fuzz) at a large budget:
-    ``CHANCONV_FUZZ_EXAMPLES`` examples per test (default 400), hypothesis's database in
+    ``CHANCONV_FUZZ_EXAMPLES`` examples per test (default 300), hypothesis's database in
     build/hypothesis/<backend>, so a failure found once is replayed first on every run."""
     install(session, backend, "test")
     database = Path("build") / "hypothesis" / backend
     env = {
         "CHANCONV_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2",
-        "CHANCONV_FUZZ_EXAMPLES": os.environ.get("CHANCONV_FUZZ_EXAMPLES", "400"),
+        "CHANCONV_FUZZ_EXAMPLES": os.environ.get("CHANCONV_FUZZ_EXAMPLES", "300"),
         "CHANCONV_FUZZ_DB": str(database.resolve()),
     }  # fmt: skip
     session.run(
