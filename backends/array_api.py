@@ -43,8 +43,6 @@ class ArrayApiBackend(Adapter):
     """The adapter of one Array API namespace, named by its module (``array_api_strict``)
     and also by its dash spelling (``array-api-strict``, as pip and nox spell it)."""
 
-    #: Marks the generic adapter: dispatch asks it only after every dedicated one.
-    generic = True
     d2l_aliases: Mapping[str, str] = ARRAY_API_D2L_ALIASES
 
     def __init__(self, namespace: str) -> None:

@@ -135,7 +135,7 @@ TRAINERS = {"numpy": train_numpy, "torch": train_torch, "tensorflow": train_tens
 def learn_edge_kernel(backend: str, lr: float = 3e-2, epochs: int = 30) -> list[list[float]]:
     """Train on ``backend`` and return the learned 1x2 kernel as nested lists."""
     with chanconv.use_backend(backend) as adapter:
-        if getattr(adapter, "generic", False):
+        if chanconv.registry.is_generic(adapter):
             weight = train_array_api(adapter.framework, lr, epochs)
         else:
             weight = TRAINERS[adapter.name](lr, epochs)

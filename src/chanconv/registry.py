@@ -181,6 +181,12 @@ def canonical_name(name: str) -> str:
     ) from None
 
 
+def is_generic(adapter: ArrayBackend) -> bool:
+    """Whether ``adapter`` is the generic Array API adapter of some library (made by the
+    registry itself, from ``GENERIC``), rather than a dedicated one."""
+    return _origins.get(adapter.name) == GENERIC and adapters().get(adapter.name) is adapter
+
+
 def _generic_for(namespace: Any) -> ArrayBackend | None:
     """The generic adapter of an Array API namespace module, made on first use. None if a
     dedicated adapter already holds that name (it did not claim the array, so neither
@@ -188,7 +194,7 @@ def _generic_for(namespace: Any) -> ArrayBackend | None:
     table = adapters()
     existing = table.get(namespace.__name__)
     if existing is not None:
-        return existing if getattr(existing, "generic", False) else None
+        return existing if is_generic(existing) else None
     module_name, _, attr = GENERIC.partition(":")
     adapter: ArrayBackend = getattr(import_module(module_name), attr)(namespace.__name__)
     table[adapter.name] = adapter
@@ -283,7 +289,7 @@ def backend_for(x: object) -> ArrayBackend | None:
         pass
     found = None
     for adapter in adapters().values():
-        if getattr(adapter, "generic", False):
+        if is_generic(adapter):
             continue  # dedicated adapters first: the generic one is the fallback
         if adapter.framework in sys.modules and adapter.is_tensor(x):
             found = adapter

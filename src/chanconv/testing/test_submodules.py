@@ -56,7 +56,7 @@ def test_importing_one_backend_imports_no_framework(backend_name, adapter):
     """In a fresh interpreter: ``import chanconv.<name>`` loads neither its own framework
     nor any other (a namespace resolves names on first use). The generic Array API adapter
     is the exception for its own library: only importing it tells that it is one."""
-    own = {adapter.framework} if getattr(adapter, "generic", False) else set()
+    own = {adapter.framework} if chanconv.registry.is_generic(adapter) else set()
     frameworks = sorted({a.framework for a in registry.adapters().values()} - {"numpy"} - own)
     code = (
         f"import sys, chanconv.{backend_name}; "

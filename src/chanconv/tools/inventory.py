@@ -21,7 +21,14 @@ from typing import TextIO
 
 from chanconv.adapter import framework_installed
 from chanconv.protocol import ArrayBackend, DeviceList
-from chanconv.registry import DISTRIBUTION, adapters, distribution, install_command, origin
+from chanconv.registry import (
+    DISTRIBUTION,
+    adapters,
+    distribution,
+    install_command,
+    is_generic,
+    origin,
+)
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,7 @@ def describe(name: str) -> BackendInfo:
         name=adapter.name, aliases=tuple(adapter.aliases), framework=adapter.framework,
         installed=False, version=None, devices=None, origin=origin(adapter.name),
         install_command=install_command(adapter.name), distribution=distribution(adapter.name),
-        generic=bool(getattr(adapter, "generic", False)),
+        generic=is_generic(adapter),
     )  # fmt: skip
     try:
         if not is_installed(adapter):
