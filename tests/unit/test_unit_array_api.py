@@ -133,8 +133,6 @@ def test_an_array_api_array_is_served_by_the_generic_adapter_of_its_namespace(xp
     assert adapter is not None and adapter.name == xp.__name__
     # which adapter served: the generic one
     assert chanconv.registry.is_generic(adapter) and "array-api" in repr(adapter)
-        adapter
-    )  # which adapter served
     assert registry.origin(adapter.name) == registry.GENERIC
     assert registry._type_cache[xp.Array] is adapter  # cached per type, like the others
     y = chanconv.corr2d_multi_in(x, k)
