@@ -88,24 +88,17 @@ def has_native(backend: ArrayBackend) -> bool:
     return implements(backend, NativeConv2d)
 
 
-_limits: dict[tuple[type, ConvGeometry, str], NativeLimit | None] = {}
-
-
 def native_limit(backend: ArrayBackend, g: ConvGeometry, dtype: str) -> NativeLimit | None:
     """The first of the backend's declared ``chanconv.workarounds.NativeLimit`` that
     the canonical form of ``g`` in ``dtype`` meets, or None (also for a backend with no
-    native convolution). Remembered per adapter class, geometry and dtype."""
+    native convolution). Not remembered in a table: inside ``torch.compile`` a store keyed
+    on a geometry made during tracing cannot be replayed, and the check costs a predicate
+    or two per declared limit."""
     if not has_native(backend):
         return None
-    key = (type(backend), g, dtype)
-    if key in _limits:
-        return _limits[key]
     c = canonical_geometry(g)
     limits = backend.native_limits()  # type: ignore[attr-defined]
-    found = next((limit for limit in limits if limit.applies(c, dtype)), None)
-    if len(_limits) >= 4096:
-        _limits.clear()
-    _limits[key] = found
+    found: NativeLimit | None = next((lim for lim in limits if lim.applies(c, dtype)), None)
     return found
 
 
