@@ -59,6 +59,12 @@ CACHE_TILE_BYTES = 8 * 2**20
 def im2col_limit() -> int:
     """Bytes the im2col algorithm may spend on its unfolded matrix at once (default 64 MiB).
 
+    The fourier algorithm's frequency-domain chunks keep within the same bound.
+
+    Returns:
+        The current bound in bytes, as last set by
+            [`set_im2col_limit`][chanconv.set_im2col_limit].
+
     Examples:
         >>> im2col_limit() == 64 * 2**20
         True
@@ -68,6 +74,18 @@ def im2col_limit() -> int:
 
 def set_im2col_limit(nbytes: int) -> int:
     """Bound im2col's unfolded matrix by ``nbytes`` from now on; returns the old bound.
+
+    The bound is process-wide (not per thread) and also bounds the fourier algorithm's
+    chunks; im2col's tiles never exceed 8 MiB (about a last-level cache) whatever it is.
+
+    Args:
+        nbytes: The new bound in bytes, a positive int.
+
+    Returns:
+        The previous bound in bytes, to restore it with.
+
+    Raises:
+        ValueError: ``nbytes`` is not a positive int (a bool is refused too).
 
     Examples:
         >>> old = set_im2col_limit(2**20)  # 1 MiB: larger problems are tiled

@@ -38,6 +38,17 @@ def set_autotune(enabled: bool) -> bool:
     """Turn autotuning of ``auto`` on or off; returns the previous setting. Either way
     the remembered plans are forgotten, so the next call of each chooses afresh.
 
+    Args:
+        enabled: True to time the candidate algorithms on the first ``auto`` call of each
+            plan (backend, geometry, dtype) and keep the fastest; False (the default
+            state) to follow the deterministic rule. Process-wide.
+
+    Returns:
+        The setting before this call.
+
+    Raises:
+        TypeError: ``enabled`` is not a bool.
+
     Examples:
         >>> previous = set_autotune(True)
         >>> set_autotune(previous)

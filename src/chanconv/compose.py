@@ -19,6 +19,24 @@ def compose_kernels(K1: object, K2: object, *, first_stride: int = 1) -> Tensor:
     (kh1+kh2-1) x (kw1+kw2-1) kernel. Padding breaks the identity at the borders: the second
     convolution would pad the intermediate result with zeros, not with K1's response to zeros.
 
+    Args:
+        K1: The first kernel, shape (c, ci, kh1, kw1): a tensor of any supported framework
+            or nested lists of numbers (which become a float32 tensor of the active
+            backend).
+        K2: The second kernel, shape (co, c, kh2, kw2), its c equal to K1's first axis.
+        first_stride: The stride s of the first convolution, a positive int (default 1);
+            it spreads K2's taps s apart in the composed kernel.
+
+    Returns:
+        The composed (co, ci, kh1 + s(kh2-1), kw1 + s(kw2-1)) kernel, a tensor of the
+            framework (and array kind) of the tensor arguments, in their common floating dtype.
+
+    Raises:
+        TypeError: A kernel is neither a tensor nor nested lists of real numbers, has a
+            non-floating dtype, or K1 and K2 are tensors of two different frameworks.
+        ValueError: ``first_stride`` is not a positive int; a kernel is not 4-D or is
+            empty; or K1's output channels differ from K2's input channels.
+
     Examples:
         A 2x2 kernel followed by the edge detector [1, -1] is one 2x3 kernel:
 
@@ -60,6 +78,24 @@ def block_diagonal_kernel(K: object, groups: int) -> Tensor:
     kh, kw): seen as a (co, ci) matrix per tap, it is block diagonal with ``groups`` blocks,
     zero elsewhere. ``conv2d(X, K, groups=g)`` equals ``conv2d(X, block_diagonal_kernel(K,
     g))`` while costing 1/g of its multiplications (see ``conv2d_cost``).
+
+    Args:
+        K: The grouped kernel, shape (co, ci/groups, kh, kw), as ``conv2d`` takes with
+            ``groups``: a tensor of any supported framework or nested lists of numbers
+            (which become a float32 tensor of the active backend).
+        groups: The number of groups, a positive int dividing co; output channels
+            ``[g co/groups, (g+1) co/groups)`` read input channels
+            ``[g ci/groups, (g+1) ci/groups)``.
+
+    Returns:
+        The dense (co, ci, kh, kw) kernel, ci being groups times K's second axis; a tensor
+            of K's framework (and array kind) and floating dtype.
+
+    Raises:
+        TypeError: K is neither a tensor nor nested lists of real numbers, or has a
+            non-floating dtype.
+        ValueError: ``groups`` is not a positive int or does not divide co; K is not 4-D
+            or is empty.
 
     Examples:
         Two groups of one channel each: the 1x1 kernel's (co, ci) matrix is diagonal.

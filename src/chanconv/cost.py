@@ -123,6 +123,31 @@ def conv2d_cost(
     """Multiplications, additions and memory of ``conv2d`` on these shapes, forward and
     backward. ``input_shape`` is (n, ci, h, w) or (ci, h, w).
 
+    Args:
+        input_shape: The input's shape, (n, ci, h, w) or one image's (ci, h, w) (counted
+            as n = 1); positive ints.
+        kernel_shape: The kernel's shape, (co, ci/groups, kh, kw); positive ints.
+        stride: An int or an (sh, sw) pair, as in ``conv2d``.
+        padding: An int, a (ph, pw) pair, ``"valid"`` or ``"same"``, as in ``conv2d``.
+            Padding zeros count as products in the forward pass.
+        dilation: An int or a (dh, dw) pair, as in ``conv2d``.
+        groups: The number of channel groups, as in ``conv2d``.
+        bias: Whether a bias is added: one more addition per output element, a (co,)
+            tensor in memory and its gradient in the backward pass.
+        dtype: The element type memory is counted in: ``"float16"``, ``"bfloat16"``,
+            ``"float32"`` (the default) or ``"float64"``.
+
+    Returns:
+        A [`ConvCost`][chanconv.ConvCost] with the shapes, the forward and backward
+            multiplications and additions, and the bytes each pass holds.
+
+    Raises:
+        TypeError: ``stride``, ``padding``, ``dilation`` or ``groups`` has the wrong type.
+        ValueError: An unknown ``dtype``; a shape that is not 4 (or 3) positive ints; or
+            a geometry ``conv2d`` would refuse (channels or groups that do not match, a
+            stride or dilation below 1, a negative or unknown padding, a kernel larger than
+            the padded input).
+
     Examples:
         The section's discussion: a 256x256 image with 128 input and 128 output channels
         and a 5x5 kernel (padded to keep its size) needs over 53 billion operations:

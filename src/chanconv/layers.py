@@ -188,9 +188,45 @@ def Conv2D(
     data_format: str = "channels_first",
 ) -> Any:
     """A trainable 2-D convolution layer of the active backend: a ``torch.nn.Module``, a
-    Keras layer, a Gluon block, or for NumPy a [`Conv2DLayer`][chanconv.Conv2DLayer]. Parameters
-    start
-    as PyTorch's do (uniform in +-1/sqrt(fan_in)), drawn from ``seed``.
+    Keras layer, a Gluon block, or for NumPy a [`Conv2DLayer`][chanconv.Conv2DLayer].
+    Parameters start as PyTorch's do (uniform in +-1/sqrt(fan_in)), drawn from ``seed``.
+    Its forward pass is ``chanconv.conv2d`` with the settings below.
+
+    Args:
+        in_channels: ci, the input's channel count (at least 1, divisible by ``groups``).
+        out_channels: co, the output's channel count (at least 1, divisible by
+            ``groups``).
+        kernel_size: The kernel's (kh, kw), or one int for a square kernel; each at least 1.
+            The weight has shape (co, ci/groups, kh, kw).
+        stride: The step between windows: an int or an (sh, sw) pair, each at least 1.
+        padding: An int or a (ph, pw) pair of zeros added on both sides (not negative),
+            ``"valid"`` or ``"same"``, as in ``conv2d``.
+        dilation: The spacing between kernel taps: an int or a (dh, dw) pair, each at
+            least 1.
+        groups: The number of channel groups, dividing both channel counts.
+        bias: Whether the layer has a (co,) bias parameter.
+        algorithm: The ``conv2d`` algorithm of the forward pass: ``"auto"`` (the
+            default), ``"direct"``, ``"im2col"``, ``"native"`` or ``"fourier"``.
+        seed: The seed of the initial weight and bias; None (the default) draws them from
+            an unseeded generator, and layers with the framework's own initializers (Keras)
+            follow its global seed (``keras.utils.set_random_seed``).
+        data_format: ``"channels_first"`` (the default: inputs (n, ci, h, w) or
+            (ci, h, w)) or ``"channels_last"`` (inputs (n, h, w, ci) or (h, w, ci), as
+            Keras lays them out).
+
+    Returns:
+        The layer, of the active backend's own kind (or a
+            [`Conv2DLayer`][chanconv.Conv2DLayer] where the backend has no module system). It
+            is called on a tensor or nested lists as above and returns the convolution's output.
+
+    Raises:
+        TypeError: ``kernel_size``, ``stride``, ``padding``, ``dilation`` or ``groups``
+            has the wrong type.
+        ValueError: A channel count or kernel size below 1, a stride, dilation or group
+            count below 1, ``groups`` not dividing both channel counts, a negative or
+            unknown padding, or an unknown ``algorithm`` or ``data_format``: checked before
+            any parameter is made.
+        ImportError: The active backend's framework is not installed.
 
     Examples:
         >>> layer = Conv2D(2, 3, 2, seed=0)   # on NumPy, the default backend

@@ -100,6 +100,20 @@ def _valid(backend: ArrayBackend, x: Tensor, k: Tensor, x4: tuple[int, ...],
 def corr2d(X: object, K: object) -> Tensor:
     """2-D cross-correlation of one channel: X (h, w), K (kh, kw) -> (h-kh+1, w-kw+1).
 
+    Args:
+        X: The input, shape (h, w): a tensor of any supported framework or nested lists of
+            numbers (which become a float32 tensor of the active backend).
+        K: The kernel, shape (kh, kw), with kh <= h and kw <= w; a tensor or nested lists.
+
+    Returns:
+        The (h-kh+1, w-kw+1) result, a tensor of the framework (and array kind) of the
+            tensor arguments, in their common floating dtype.
+
+    Raises:
+        TypeError: An argument is neither a tensor nor nested lists of real numbers, has a
+            non-floating dtype, or X and K are tensors of two different frameworks.
+        ValueError: X or K is not 2-D, is empty, or the kernel is larger than the input.
+
     Examples:
         >>> corr2d([[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[0, 1], [2, 3]])
         array([[19., 25.],
@@ -114,6 +128,22 @@ def corr2d(X: object, K: object) -> Tensor:
 def corr2d_multi_in(X: object, K: object) -> Tensor:
     """Cross-correlation summed over input channels: X (ci, h, w), K (ci, kh, kw) ->
     (h-kh+1, w-kw+1). The section's first example gives [[56, 72], [104, 120]].
+
+    Args:
+        X: The input, shape (ci, h, w): a tensor of any supported framework or nested lists
+            of numbers (which become a float32 tensor of the active backend).
+        K: The kernel, shape (ci, kh, kw): one 2-D kernel per input channel, with the same
+            ci as X and kh <= h, kw <= w.
+
+    Returns:
+        The (h-kh+1, w-kw+1) sum over channels, a tensor of the framework (and array kind)
+            of the tensor arguments, in their common floating dtype.
+
+    Raises:
+        TypeError: An argument is neither a tensor nor nested lists of real numbers, has a
+            non-floating dtype, or X and K are tensors of two different frameworks.
+        ValueError: X or K is not 3-D, is empty, their channel counts differ, or the
+            kernel is larger than the input.
 
     Examples:
         >>> X = [[[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[1, 2, 3], [4, 5, 6], [7, 8, 9]]]
@@ -133,6 +163,23 @@ def corr2d_multi_in(X: object, K: object) -> Tensor:
 def corr2d_multi_in_out(X: object, K: object) -> Tensor:
     """One output channel per kernel: X (ci, h, w), K (co, ci, kh, kw) ->
     (co, h-kh+1, w-kw+1).
+
+    Args:
+        X: The input, shape (ci, h, w): a tensor of any supported framework or nested lists
+            of numbers (which become a float32 tensor of the active backend).
+        K: The kernels, shape (co, ci, kh, kw): one (ci, kh, kw) kernel per output channel,
+            with the same ci as X and kh <= h, kw <= w.
+
+    Returns:
+        The (co, h-kh+1, w-kw+1) result, output channel o being
+            ``corr2d_multi_in(X, K[o])``; a tensor of the framework (and array kind) of the
+            tensor arguments, in their common floating dtype.
+
+    Raises:
+        TypeError: An argument is neither a tensor nor nested lists of real numbers, has a
+            non-floating dtype, or X and K are tensors of two different frameworks.
+        ValueError: X is not 3-D or K not 4-D, either is empty, K's second axis differs
+            from X's channel count, or the kernel is larger than the input.
 
     Examples:
         The section stacks K, K + 1 and K + 2 into three output channels:
@@ -161,6 +208,22 @@ def corr2d_multi_in_out(X: object, K: object) -> Tensor:
 def corr2d_multi_in_out_1x1(X: object, K: object) -> Tensor:
     """A 1x1 convolution as the matrix multiplication it is: every pixel's channel vector
     times the (co, ci) weight matrix. X (ci, h, w), K (co, ci, 1, 1) -> (co, h, w).
+
+    Args:
+        X: The input, shape (ci, h, w): a tensor of any supported framework or nested lists
+            of numbers (which become a float32 tensor of the active backend).
+        K: The 1x1 kernels, shape (co, ci, 1, 1), with the same ci as X.
+
+    Returns:
+        The (co, h, w) result, equal to ``corr2d_multi_in_out(X, K)`` up to rounding; a
+            tensor of the framework (and array kind) of the tensor arguments, in their common
+            floating dtype.
+
+    Raises:
+        TypeError: An argument is neither a tensor nor nested lists of real numbers, has a
+            non-floating dtype, or X and K are tensors of two different frameworks.
+        ValueError: X is not 3-D or K not 4-D, either is empty, K's second axis differs
+            from X's channel count, or K's kernel is not 1x1.
 
     Examples:
         Two output channels: the sum and the difference of the two input channels.
@@ -246,6 +309,53 @@ def conv2d(
     ``spectrum_cache`` (a ``chanconv.fourier.SpectrumCache``) keeps the fourier
     algorithm's kernel spectrum between calls while K's contents are unchanged: for
     inference only, since no gradient reaches K through a kept spectrum.
+
+    Args:
+        X: The input: a batch (n, ci, h, w) or one image (ci, h, w); with
+            ``data_format="channels_last"``, (n, h, w, ci) or (h, w, ci). A tensor of any
+            supported framework or nested lists of numbers (which become a float32 tensor of
+            the active backend). Inside a traced graph only the batch n may be unknown.
+        K: The kernel, shape (co, ci/groups, kh, kw), whatever ``data_format`` is.
+        bias: None (the default) for no bias, or a (co,) vector added to every output
+            pixel of each channel.
+        stride: The step between windows: an int for both axes or an (sh, sw) pair, each
+            at least 1.
+        padding: Zeros added around the input: an int or a (ph, pw) pair added on both
+            sides of each axis (not negative), ``"valid"`` (none) or ``"same"`` (output size
+            ``ceil(h / sh)``; an odd total pads one more row or column at the bottom or
+            right).
+        dilation: The spacing between kernel taps: an int or a (dh, dw) pair, each at
+            least 1.
+        groups: The number of channel groups, at least 1, dividing both ci and co; input
+            channels of group g meet only output channels of group g.
+        algorithm: How to compute: ``"auto"`` (the default: the rule of
+            ``chanconv.algorithms.choose_algorithm``, or the fastest measured one under
+            ``set_autotune(True)``), ``"direct"``, ``"im2col"``, ``"native"`` (only on a
+            backend with its own convolution; on a geometry the adapter declares its
+            framework wrong for, im2col runs instead) or ``"fourier"``.
+        spectrum_cache: A ``chanconv.fourier.SpectrumCache`` that keeps the fourier
+            algorithm's kernel spectrum between calls while K's contents are unchanged,
+            for inference only; None (the default) keeps nothing. Other algorithms ignore
+            it, and so does a channels-last call.
+        data_format: ``"channels_first"`` (the default: X and the output put channels
+            before height and width) or ``"channels_last"`` (Keras's layout: X is
+            (n, h, w, ci) and the output (n, oh, ow, co)). K keeps its layout either way.
+
+    Returns:
+        The output (n, co, oh, ow), or (co, oh, ow) for one image (channels last:
+            (n, oh, ow, co) or (oh, ow, co)); a tensor of the framework (and array kind) of
+            the tensor arguments, in their common floating dtype.
+
+    Raises:
+        TypeError: An argument is neither a tensor nor nested lists of real numbers, has a
+            non-floating dtype, or tensors of two different frameworks are mixed; or
+            ``stride``, ``dilation``, ``padding`` or ``groups`` has the wrong type.
+        ValueError: A wrong rank or an empty tensor; channel counts that do not match
+            (``groups`` included); a bias that is not (co,); a stride, dilation or group
+            count below 1, a negative or unknown padding, or a kernel larger than the padded
+            input; an unknown ``algorithm`` or ``data_format``, or ``"native"`` on a
+            backend without its own convolution; a dimension other than the batch unknown
+            until run time.
 
     Examples:
         >>> X = [[[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[1, 2, 3], [4, 5, 6], [7, 8, 9]]]
@@ -333,6 +443,34 @@ def conv2d_vjp(
     backward pass for backends without autograd (NumPy), written against the protocol and
     so available on every backend. ``dbias`` is None when ``bias`` is None (its value does
     not enter the gradients; only its presence does).
+
+    Args:
+        X: The forward pass's input, (n, ci, h, w) or one image (ci, h, w) (channels
+            last: (n, h, w, ci) or (h, w, ci)); a tensor or nested lists of numbers.
+        K: The forward pass's kernel, shape (co, ci/groups, kh, kw).
+        dY: The gradient of the loss with respect to the forward output: the shape
+            ``conv2d(X, K, ...)`` returns with the same settings and ``data_format``.
+        bias: None (the default) or the forward pass's (co,) bias; only whether it is
+            given matters.
+        stride: The forward pass's stride: an int or an (sh, sw) pair.
+        padding: The forward pass's padding: an int, a (ph, pw) pair, ``"valid"`` or
+            ``"same"``.
+        dilation: The forward pass's dilation: an int or a (dh, dw) pair.
+        groups: The forward pass's number of channel groups.
+        data_format: ``"channels_first"`` (the default) or ``"channels_last"``, as for
+            ``conv2d``: it applies to X, dY and dX; K and dK keep the (co, ci/groups, kh,
+            kw) layout.
+
+    Returns:
+        The tuple (dX, dK, dbias): dX shaped as X, dK as K, and dbias a (co,) vector, or
+            None when ``bias`` is None. Tensors of the framework (and array kind) of the
+            tensor arguments, in their common floating dtype.
+
+    Raises:
+        TypeError: As ``conv2d``: an argument that is not a tensor or nested lists of real
+            numbers, a non-floating dtype, mixed frameworks, or a setting of the wrong type.
+        ValueError: As ``conv2d`` for X, K, bias and the settings; or dY does not have
+            the shape of ``conv2d``'s output.
 
     Examples:
         Y = 2 X with a 1x1 kernel [[2]]: dX is 2 dY, dK the sum of X times dY.

@@ -89,6 +89,19 @@ def adapters() -> dict[str, ArrayBackend]:
 def register(adapter: ArrayBackend, origin: str = "register()") -> None:
     """Add (or replace) a backend at run time; entry points are the packaged way.
 
+    The adapter is found under its ``name`` and each of its ``aliases`` (in any case); an
+    adapter of the same name is replaced, its old aliases dropped. Every cached dispatch
+    decision is forgotten, so tensors are matched against the new table from the next call.
+
+    Args:
+        adapter: An instance implementing
+            [`ArrayBackend`][chanconv.protocol.ArrayBackend].
+        origin: Where the adapter came from, as ``chanconv.registry.origin`` reports it
+            (default ``"register()"``).
+
+    Raises:
+        TypeError: ``adapter`` does not implement the protocol.
+
     Examples:
         >>> import chanconv
         >>> from chanconv.backends.numpy import NumpyBackend
@@ -243,6 +256,21 @@ def get_adapter(name: str, *, require_installed: bool = True) -> ArrayBackend:
     """The adapter called ``name``. ``ImportError`` naming the pip extra when its framework
     is not installed (checked without importing it).
 
+    Args:
+        name: A backend's name or alias, in any case (``"torch"``, ``"pytorch"``,
+            ``"np"``), or the module name of an installed Array API library
+            (``"array_api_strict"``), whose generic adapter is then used.
+        require_installed: Whether to check that the adapter's framework is installed
+            (default True); False returns the adapter whatever is installed.
+
+    Returns:
+        The adapter, an [`ArrayBackend`][chanconv.protocol.ArrayBackend].
+
+    Raises:
+        ValueError: ``name`` is no known backend; the message lists the known ones.
+        ImportError: ``require_installed`` is true and the framework is not installed;
+            the message gives the pip command that installs it.
+
     Examples:
         >>> import chanconv
         >>> np_backend = chanconv.get_adapter("np")  # aliases work too
@@ -273,6 +301,14 @@ def backend_for(x: object) -> ArrayBackend | None:
     cannot exist). When no adapter claims ``x`` and its type has ``__array_namespace__``,
     the generic adapter of that namespace serves it (``<chanconv backend 'array_api_strict'
     (array-api)>``).
+
+    Args:
+        x: Any object: a tensor of some framework, a list, a scalar.
+
+    Returns:
+        The adapter that claims ``x``, or None for an object no adapter claims (nested
+            lists, numbers, classes, arrays of a library that is neither adapted nor an Array
+            API namespace).
 
     Examples:
         >>> import numpy as np
@@ -336,6 +372,19 @@ def active_backend() -> ArrayBackend:
 def set_backend(name: str | None) -> None:
     """Choose the process-wide backend for non-tensor inputs; ``None`` undoes the choice.
 
+    Tensors passed to an operation still decide its backend, and
+    [`use_backend`][chanconv.use_backend] overrides this choice within its block.
+
+    Args:
+        name: A backend's name or alias, in any case (``"torch"``, ``"pytorch"``,
+            ``"np"``), or the module name of an installed Array API library
+            (``"array_api_strict"``), whose generic adapter is then used.
+            None goes back to ``$CHANCONV_BACKEND``, else ``numpy``.
+
+    Raises:
+        ValueError: ``name`` is no known backend.
+        ImportError: The backend's framework is not installed.
+
     Examples:
         >>> import chanconv
         >>> chanconv.set_backend("np")
@@ -351,6 +400,21 @@ def set_backend(name: str | None) -> None:
 def use_backend(name: str) -> Iterator[ArrayBackend]:
     """Within the ``with`` block, in this thread or asyncio task only, use backend ``name``
     for non-tensor inputs. Yields the adapter.
+
+    The previous choice comes back when the block ends, also on an exception. Tensors
+    passed to an operation still decide its backend.
+
+    Args:
+        name: A backend's name or alias, in any case (``"torch"``, ``"pytorch"``,
+            ``"np"``), or the module name of an installed Array API library
+            (``"array_api_strict"``), whose generic adapter is then used.
+
+    Yields:
+        The adapter, an [`ArrayBackend`][chanconv.protocol.ArrayBackend].
+
+    Raises:
+        ValueError: ``name`` is no known backend (raised on entering the block).
+        ImportError: The backend's framework is not installed.
 
     Examples:
         >>> import chanconv
