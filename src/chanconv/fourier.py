@@ -191,8 +191,12 @@ def _combine(
     """From (2t, 2v, ...) = [[Cr Zr, Cr Zi], [Sr Zr, Sr Zi]], the spectrum X = (Cr - i Sr) Z:
     Xr = Cr Zr + Sr Zi, Xi = Cr Zi - Sr Zr, each (t, v, *rest)."""
     a = backend.reshape(a, (2 * t, 2 * v, *rest))
-    re = a[:t, :v] + a[t:, v:]
-    im = a[:t, v:] - a[t:, :v]
+    # Every axis named, as the Array API standard asks of an index.
+    tail = (slice(None),) * len(rest)
+    top, bottom, left, right = slice(0, t), slice(t, 2 * t), slice(0, v), slice(v, 2 * v)
+    tl, br = (top, left, *tail), (bottom, right, *tail)
+    tr, bl = (top, right, *tail), (bottom, left, *tail)
+    re, im = a[tl] + a[br], a[tr] - a[bl]
     return re, im
 
 
@@ -232,7 +236,7 @@ def _chunk(
     # One name per stage, rebound as the data moves on, so that each stage's input is freed
     # as soon as the next exists: the chunk's peak is about two stages, not ten.
     p = nb * nrows * cols
-    t = backend.stack([xq[i * mh : i * mh + th, j * mw : j * mw + tw]
+    t = backend.stack([xq[i * mh : i * mh + th, j * mw : j * mw + tw, :, :]
                        for i in range(nrows) for j in range(cols)], axis=4)  # fmt: skip
     t = backend.matmul(wc, backend.reshape(t, (th, tw, g.ci * p)))  # columns: (th, 2v, ci*p)
     t = backend.matmul(wr, backend.reshape(t, (th, 2 * v * g.ci * p)))  # rows
@@ -247,7 +251,10 @@ def _chunk(
     ar = backend.reshape(backend.matmul(wa, backend.reshape(yr, rows)), (2 * mh, v, g.co * p))
     ai = backend.reshape(backend.matmul(wa, backend.reshape(yi, rows)), (2 * mh, v, g.co * p))
     del yr, yi
-    out = backend.matmul(wqr, ar[:mh] - ai[mh:]) + backend.matmul(wqi, ai[:mh] + ar[mh:])
+    first, second = slice(0, mh), slice(mh, 2 * mh)
+    out = backend.matmul(wqr, ar[first, :, :] - ai[second, :, :]) + backend.matmul(
+        wqi, ai[first, :, :] + ar[second, :, :]
+    )
     out = backend.reshape(out, (mh, mw, g.co, nb, nrows, cols))
     out = backend.permute_dims(out, (3, 2, 4, 0, 5, 1))
     return backend.reshape(out, (nb, g.co, nrows * mh, cols * mw))
@@ -262,7 +269,8 @@ def _fit(backend: ArrayBackend, t: Tensor, before: int, size: int, need: int, ax
     if after >= 0:
         return pad_axis(backend, t, before, after, axis, dtype)
     t = pad_axis(backend, t, before, 0, axis, dtype)
-    return t[(slice(None),) * axis + (slice(0, need),)]
+    # t is (n, ci, h, w): every axis named, as the Array API standard asks of an index.
+    return t[(slice(None),) * axis + (slice(0, need),) + (slice(None),) * (3 - axis)]
 
 
 def fourier(
@@ -301,7 +309,7 @@ def fourier(
 
     if plan.images_per_chunk:
         step = plan.images_per_chunk
-        parts = [strided(_chunk(backend, xq[:, :, :, b0 : b0 + step], kk, g, plan, mats,
+        parts = [strided(_chunk(backend, xq[:, :, :, b0 : min(b0 + step, n)], kk, g, plan, mats,
                                 min(step, n - b0), plan.rows), 0, plan.rows)
                  for b0 in range(0, n, step)]  # fmt: skip
         y = parts[0] if len(parts) == 1 else backend.concat(parts, axis=0)
@@ -311,7 +319,7 @@ def fourier(
             image, strips = xq[:, :, :, b : b + 1], []
             for r0 in range(0, plan.rows, step):
                 nrows = min(step, plan.rows - r0)
-                rows = image[r0 * mh : (r0 + nrows) * mh + span]
+                rows = image[r0 * mh : (r0 + nrows) * mh + span, :, :, :]
                 part = _chunk(backend, rows, kk, g, plan, mats, 1, nrows)
                 strips.append(strided(part, r0 * mh, nrows))
             images.append(strips[0] if len(strips) == 1 else backend.concat(strips, axis=2))
