@@ -35,6 +35,7 @@ from typing import Any
 
 from chanconv.adapter import Adapter
 from chanconv.protocol import Tensor
+from chanconv.workarounds import NativeLimit
 
 # d2l's numpy tab, in dask.array's spelling (it has no random.rand: random.random is it).
 DASK_D2L_ALIASES = {
@@ -138,6 +139,11 @@ class DaskBackend(Adapter):
     ) -> Tensor:  # fmt: skip
         return conv2d_graph(self.fw, x, k, stride=stride, padding=padding, dilation=dilation,
                             groups=groups)  # fmt: skip
+
+    def native_limits(self) -> Sequence[NativeLimit]:
+        # Every block is computed by chanconv itself on the block's own backend, which
+        # routes around that backend's declared limits: the graph has none of its own.
+        return ()
 
     def devices(self) -> list[str]:
         devices = ["cpu"]

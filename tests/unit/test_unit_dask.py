@@ -189,10 +189,10 @@ def test_blocks_run_through_chanconv_on_the_blocks_own_backend(monkeypatch):
     seen = []
     original = algorithms.convolve
 
-    def spy(backend, x, k, g, dtype, algorithm):
+    def spy(backend, x, k, g, dtype, algorithm, *rest):
         seen.append((backend.name, type(x).__name__, algorithms.choose_algorithm(backend, g)
                      if algorithm == "auto" else algorithm))  # fmt: skip
-        return original(backend, x, k, g, dtype, algorithm)
+        return original(backend, x, k, g, dtype, algorithm, *rest)
 
     monkeypatch.setattr(algorithms, "convolve", spy)
     monkeypatch.setattr(chanconv.operations, "convolve", spy)

@@ -17,6 +17,7 @@ from typing import Any
 
 from chanconv.layers import LayerSpec
 from chanconv.protocol import FrameworkHelpers, Tensor
+from chanconv.workarounds import NativeLimit
 
 # d2l's d2l/jax.py aliases (its "Alias defined in config.ini" block), in chanconv's alias
 # mini-language: paths into the jax module, ``.method`` of the first argument, or
@@ -128,6 +129,11 @@ class JaxBackend:
         return y
 
     # --- optional extensions --------------------------------------------------------------
+    def native_limits(self) -> Sequence[NativeLimit]:
+        # The shipped suite's fuzz campaign found no geometry that jax.lax's convolution
+        # (jax 0.10, CPU) gets wrong or refuses.
+        return ()
+
     def conv2d_native(
         self, x: Tensor, k: Tensor, *, stride: tuple[int, int], padding: tuple[int, int],
         dilation: tuple[int, int], groups: int,
