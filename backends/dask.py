@@ -34,19 +34,13 @@ from functools import cached_property
 from typing import Any
 
 from chanconv.adapter import Adapter
+from chanconv.d2l import NUMPY_D2L_ALIASES
 from chanconv.protocol import Tensor
 from chanconv.workarounds import NativeLimit
 
-# d2l's numpy tab, in dask.array's spelling (it has no random.rand: random.random is it).
-DASK_D2L_ALIASES = {
-    "ones": "ones", "zeros": "zeros", "tensor": "array", "arange": "arange",
-    "meshgrid": "meshgrid", "sin": "sin", "sinh": "sinh", "cos": "cos", "cosh": "cosh",
-    "tanh": "tanh", "linspace": "linspace", "exp": "exp", "log": "log",
-    "normal": "random.normal", "rand": "random.random", "matmul": "dot", "int32": "int32",
-    "float32": "float32", "concat": "concatenate", "stack": "stack", "abs": "abs",
-    "eye": "eye", "transpose": "transpose", "reshape": ".reshape", "reduce_sum": ".sum",
-    "argmax": ".argmax", "astype": ".astype",
-}  # fmt: skip
+# d2l's numpy tab, in dask.array's spelling: the same names, but dask.array has no
+# random.rand (random.random is it).
+DASK_D2L_ALIASES = {**NUMPY_D2L_ALIASES, "rand": "random.random"}
 
 
 class DaskBackend(Adapter):
