@@ -18,7 +18,7 @@ groups, bias and batches, by algorithms written once against the protocol.
 Every algorithm runs the *canonical* geometry (``chanconv.geometry.canonical_geometry``):
 an axis whose output extent is 1 is cropped to its one window and run at stride 1. Where the
 adapter declares its framework's kernel wrong or missing for a geometry
-([`NativeConv2d.native_limits`][chanconv.protocol.NativeConv2d.native_limits]), ``auto`` does not
+([`NativeLimits`][chanconv.protocol.NativeLimits]), ``auto`` does not
 choose ``native`` and an explicit ``native`` runs ``im2col`` instead: chanconv never returns a
 result it knows to be wrong (see Known framework bugs).
 """
@@ -35,6 +35,7 @@ from chanconv.protocol import (
     FourierCalibration,
     InPlaceWrites,
     NativeConv2d,
+    NativeLimits,
     PointwiseHint,
     Tensor,
     ZerosLike,
@@ -112,10 +113,10 @@ def native_limit(backend: ArrayBackend, g: ConvGeometry, dtype: str) -> NativeLi
     native convolution). Not remembered in a table: inside ``torch.compile`` a store keyed
     on a geometry made during tracing cannot be replayed, and the check costs a predicate
     or two per declared limit."""
-    if not has_native(backend):
+    if not has_native(backend) or not implements(backend, NativeLimits):
         return None
     c = canonical_geometry(g)
-    limits = backend.native_limits()  # type: ignore[attr-defined]
+    limits = cast(NativeLimits, backend).native_limits()
     found: NativeLimit | None = next((lim for lim in limits if lim.applies(c, dtype)), None)
     return found
 

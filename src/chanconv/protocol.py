@@ -117,9 +117,9 @@ class NativeConv2d(Protocol):
     Takes x (n, ci, h, w) and k (co, ci/groups, kh, kw) in the backend's working kind and
     one dtype, symmetric zero padding (ph, pw), and returns (n, co, oh, ow), differentiable
     by the framework's autograd. It must give the right answer for every combination the
-    core accepts (the core checks arguments first), except the combinations
-    ``native_limits`` declares: where the framework's own kernel is wrong or refuses,
-    the adapter says so there and the core never sends it those.
+    core accepts (the core checks arguments first), except the combinations it declares
+    through [NativeLimits][chanconv.protocol.NativeLimits]: where the framework's own
+    kernel is wrong or refuses, the adapter says so there and the core never sends it those.
 
     An adapter with this extension may also implement
     [PointwiseHint][chanconv.protocol.PointwiseHint] when its framework's convolution
@@ -141,6 +141,19 @@ class NativeConv2d(Protocol):
         dilation: tuple[int, int],
         groups: int,
     ) -> Tensor: ...
+
+
+@runtime_checkable
+class NativeLimits(Protocol):
+    """Optional extension of an adapter with [NativeConv2d][chanconv.protocol.NativeConv2d]:
+    the geometries ``conv2d_native`` must not be given. An extension of its own, so that an
+    adapter which declares no limits keeps its native convolution.
+
+    Examples:
+        >>> import chanconv
+        >>> isinstance(chanconv.get_adapter("numpy"), NativeLimits)  # no native kernel
+        False
+    """
 
     def native_limits(self) -> Sequence[NativeLimit]:
         """The geometries ``conv2d_native`` must not be given: where the framework's

@@ -1,6 +1,6 @@
 """Declared limits of a framework's own convolution kernel, and what chanconv does instead.
 
-An adapter with ``chanconv.protocol.NativeConv2d`` lists, in ``native_limits()``, every
+An adapter with ``chanconv.protocol.NativeLimits`` lists, in ``native_limits()``, every
 geometry on which its framework's kernel gives a wrong answer (a kernel bug) or refuses to
 compute (a missing case). The core consults the list: ``auto`` never chooses the native
 kernel there, and an explicit ``algorithm="native"`` runs chanconv's ``im2col`` instead (the

@@ -52,7 +52,7 @@ from chanconv.operations import (
     corr2d_multi_in_out,
     corr2d_multi_in_out_1x1,
 )
-from chanconv.protocol import ArrayBackend, Tensor
+from chanconv.protocol import ArrayBackend, NativeLimits, Tensor
 from chanconv.registry import (
     adapters,
     backend_for,
@@ -229,10 +229,10 @@ def edge_cases() -> list[Case]:
 
 def workarounds(adapter: ArrayBackend) -> list[str]:
     """The framework-kernel limits the adapter declares, each with what chanconv does
-    instead (``chanconv.protocol.NativeConv2d.native_limits``)."""
-    if not has_native(adapter):
+    instead (``chanconv.protocol.NativeLimits``)."""
+    if not has_native(adapter) or not isinstance(adapter, NativeLimits):
         return []
-    return [limit.describe() for limit in adapter.native_limits()]  # type: ignore[attr-defined]
+    return [limit.describe() for limit in adapter.native_limits()]
 
 
 def algorithms(adapter: ArrayBackend) -> tuple[str, ...]:
