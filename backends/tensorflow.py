@@ -150,14 +150,15 @@ class TensorflowBackend(Adapter):
         tf = self.fw
         kernel = self.permute_dims(k, (2, 3, 1, 0))  # HWIO
         # EXPLICIT takes each side's pad, so the asymmetric "same" needs no padded copy.
-        padding = {"padding": "VALID"} if not any(pads) else {
+        padding: dict[str, Any] = {"padding": "VALID"} if not any(pads) else {
             "padding": "EXPLICIT", "explicit_paddings": [0, 0, *pads, 0, 0]}  # fmt: skip
+        if dilation != (1, 1):  # (the tf-dilation limit keeps it from gradients on CPU)
+            padding["dilations"] = [1, *dilation, 1]
 
         def one(xg: Tensor, kg: Tensor) -> Tensor:
             # The raw op: tf.nn.conv2d's Python argument handling costs as much as a small
             # convolution. Its gradient is the same registered Conv2D gradient.
-            return tf.raw_ops.Conv2D(input=xg, filter=kg, strides=[1, *stride, 1],
-                                     dilations=[1, *dilation, 1], **padding)  # fmt: skip
+            return tf.raw_ops.Conv2D(input=xg, filter=kg, strides=[1, *stride, 1], **padding)
 
         if groups == 1:
             return one(x, kernel)

@@ -371,7 +371,8 @@ def conv2d(
         X: The input: a batch (n, ci, h, w) or one image (ci, h, w); with
             ``data_format="channels_last"``, (n, h, w, ci) or (h, w, ci). A tensor of any
             supported framework or nested lists of numbers (which become a float32 tensor of
-            the active backend). Inside a traced graph only the batch n may be unknown.
+            the active backend). Inside a traced graph the batch n may be unknown, and h
+            and w where the native algorithm runs (explicit, or ``auto``'s choice there).
         K: The kernel, shape (co, ci/groups, kh, kw), whatever ``data_format`` is.
         bias: None (the default) for no bias, or a (co,) vector added to every output
             pixel of each channel.
@@ -397,6 +398,9 @@ def conv2d(
         data_format: ``"channels_first"`` (the default: X and the output put channels
             before height and width) or ``"channels_last"`` (Keras's layout: X is
             (n, h, w, ci) and the output (n, oh, ow, co)). K keeps its layout either way.
+            Where the native algorithm runs on an adapter with
+            ``chanconv.protocol.NativeChannelsLast`` (TensorFlow), X goes to the
+            framework's channels-last kernel unpermuted; elsewhere it is permuted.
 
     Returns:
         The output (n, co, oh, ow), or (co, oh, ow) for one image (channels last:
@@ -411,8 +415,9 @@ def conv2d(
             (``groups`` included); a bias that is not (co,); a stride, dilation or group
             count below 1, a negative or unknown padding, or a kernel larger than the padded
             input; an unknown ``algorithm`` or ``data_format``, or ``"native"`` on a
-            backend without its own convolution; a dimension other than the batch unknown
-            until run time.
+            backend without its own convolution; a dimension unknown until run time that
+            the algorithm needs (any but the batch, except h and w for ``native``), or an
+            unknown extent that a strided ``"same"`` padding needs.
 
     Examples:
         >>> X = [[[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[1, 2, 3], [4, 5, 6], [7, 8, 9]]]

@@ -181,7 +181,7 @@ def test_gradients_through_channels_last_native(adapter, backend_name, case):
 
         got = frameworks.gradients(frameworks.kinds(backend_name)[0], loss, [x, k, b], "float32")
         if got is None:  # NumPy: the explicit backward pass
-            got = [adapter.to_numpy(g) for g in chanconv.conv2d_vjp(  # type: ignore[misc]
+            got = [adapter.to_numpy(g) for g in chanconv.conv2d_vjp(
                 *(adapter.asarray(a) for a in (x, k, dy)), bias=adapter.asarray(b),
                 data_format="channels_last", **settings)]  # fmt: skip
         np.testing.assert_allclose(got[0], ex.transpose(NHWC), rtol=1e-4, atol=1e-4)
