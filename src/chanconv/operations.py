@@ -509,8 +509,28 @@ def _conv2d_channels_last(
     framework's channels-last kernel as it is: no permute of X or of the result. Otherwise
     X is permuted to channels first and the result back. Under ``set_autotune(True)``,
     ``auto`` takes the permuted path, whose channels-first algorithms the tuner measures."""
-    backend, like = _channels_last_call("conv2d", data_format, X, K, bias)
+    check_data_format(data_format, "conv2d")
     direct_ok = algorithm == "native" or (algorithm == "auto" and not autotune_enabled())
+    key: tuple[object, ...] | None = None
+    if direct_ok:
+        try:
+            # As conv2d's plans: a signature seen before on this path needs no checks.
+            key = ("channels_last", type(X), X.shape, X.dtype, type(K), K.shape, K.dtype,  # type: ignore[attr-defined]
+                   None if bias is None else (type(bias), bias.shape, bias.dtype),  # type: ignore[attr-defined]
+                   stride, padding, dilation, groups, algorithm)  # fmt: skip
+            plan = _plans.get(key)
+        except (AttributeError, TypeError):  # lists have no shape; list arguments don't hash
+            key, plan = None, None
+        if plan is not None:
+            backend, g, dtype, unbatched, casts, _ = plan
+            tensors = [backend.asarray(X), backend.asarray(K)]
+            if bias is not None:
+                tensors.append(backend.asarray(bias))
+            if casts:
+                tensors = [backend.astype(t, dtype) if c else t
+                           for t, c in zip(tensors, casts, strict=True)]  # fmt: skip
+            return _run_channels_last(backend, g, unbatched, tensors, X)
+    backend, like = _channels_last_call("conv2d", data_format, X, K, bias)
     if direct_ok and has_native_channels_last(backend):
         backend, g, ops, unbatched = _conv_operands(
             "conv2d", X, K, bias, stride, padding, dilation, groups, None, algorithm,
@@ -519,18 +539,33 @@ def _conv2d_channels_last(
         dtype, tensors = unify_dtypes(backend, *ops)
         chosen = choose_algorithm(backend, g, dtype) if algorithm == "auto" else algorithm
         if chosen == "native" and native_limit(backend, g, dtype) is None:
-            _, ci, h, w = g.input_shape
-            x = _with_batch(backend, tensors[0], (h, w, ci)) if unbatched else tensors[0]
-            y = convolve_native_channels_last(backend, x, tensors[1], g)
-            if len(tensors) == 3:  # (co,) broadcasts over the last axis
-                y = y + tensors[2]
-            if unbatched:
-                y = _without_batch(backend, y, (g.oh, g.ow, g.co))
-            return _in_kind_of(backend, y, kind_source(*ops))
+            if key is not None and all(op.is_tensor for op in ops):
+                if len(_plans) >= _MAX_PLANS:
+                    _plans.clear()
+                casts = tuple(op.dtype != dtype for op in ops)
+                _plans[key] = (backend, g, dtype, unbatched, casts if any(casts) else (),
+                               "native")  # fmt: skip
+            return _run_channels_last(backend, g, unbatched, tensors, kind_source(*ops))
     x = _from_channels_last(backend, "X", X)
     y = conv2d(x, K, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
                algorithm=algorithm)  # fmt: skip
     return _to_channels_last(backend, y, like)
+
+
+def _run_channels_last(
+    backend: ArrayBackend, g: ConvGeometry, unbatched: bool, tensors: list[Tensor],
+    like: object | None,
+) -> Tensor:  # fmt: skip
+    """The native algorithm on channels-last X, checked and converted: no permute of X or
+    of the result."""
+    _, ci, h, w = g.input_shape
+    x = _with_batch(backend, tensors[0], (h, w, ci)) if unbatched else tensors[0]
+    y = convolve_native_channels_last(backend, x, tensors[1], g)
+    if len(tensors) == 3:  # (co,) broadcasts over the last axis
+        y = y + tensors[2]
+    if unbatched:
+        y = _without_batch(backend, y, (g.oh, g.ow, g.co))
+    return _in_kind_of(backend, y, like)
 
 
 def conv2d_vjp(
