@@ -32,9 +32,11 @@ def _dilated(g: ConvGeometry, dtype: str) -> bool:
 def _onednn_one_wide(g: ConvGeometry, dtype: str) -> bool:
     # After canonical_geometry an axis one output wide has stride 1, unless its one window
     # lies wholly in the padding: that remainder of the bug is routed here.
-    # An unknown batch (inside a traced graph) may be > 1.
+    # An unknown batch (inside a traced graph) may be > 1, and an unknown output width
+    # (an input width unknown until run time) may be 1: either counts as meeting the bug.
     batch_over_one = g.n is None or g.n > 1
-    return batch_over_one and g.ci // g.groups == 1 and g.ow == 1 and g.stride[1] > 1
+    one_wide = g.ow is None or g.ow == 1
+    return batch_over_one and g.ci // g.groups == 1 and one_wide and g.stride[1] > 1
 
 
 #: TensorFlow's native kernel limits (docs/known-bugs.md), checked on this machine
@@ -134,24 +136,35 @@ class TensorflowBackend(Adapter):
         self, x: Tensor, k: Tensor, *, stride: tuple[int, int], padding: tuple[int, int],
         dilation: tuple[int, int], groups: int,
     ) -> Tensor:  # fmt: skip
+        # The CPU kernels are NHWC only: an NCHW call is the channels-last one between two
+        # permutes (a channels-last call of chanconv skips both).
+        (ph, pw), xs = padding, self.permute_dims(x, (0, 2, 3, 1))
+        y = self.conv2d_native_channels_last(xs, k, stride=stride, pads=(ph, ph, pw, pw),
+                                             dilation=dilation, groups=groups)  # fmt: skip
+        return self.permute_dims(y, (0, 3, 1, 2))
+
+    def conv2d_native_channels_last(
+        self, x: Tensor, k: Tensor, *, stride: tuple[int, int],
+        pads: tuple[int, int, int, int], dilation: tuple[int, int], groups: int,
+    ) -> Tensor:  # fmt: skip
         tf = self.fw
-        (ph, pw), kernel = padding, self.permute_dims(k, (2, 3, 1, 0))  # HWIO
-        pads = {"padding": "VALID"} if ph == pw == 0 else {
-            "padding": "EXPLICIT", "explicit_paddings": [0, 0, ph, ph, pw, pw, 0, 0]}  # fmt: skip
+        kernel = self.permute_dims(k, (2, 3, 1, 0))  # HWIO
+        # EXPLICIT takes each side's pad, so the asymmetric "same" needs no padded copy.
+        padding: dict[str, Any] = {"padding": "VALID"} if not any(pads) else {
+            "padding": "EXPLICIT", "explicit_paddings": [0, 0, *pads, 0, 0]}  # fmt: skip
+        if dilation != (1, 1):  # (the tf-dilation limit keeps it from gradients on CPU)
+            padding["dilations"] = [1, *dilation, 1]
 
         def one(xg: Tensor, kg: Tensor) -> Tensor:
             # The raw op: tf.nn.conv2d's Python argument handling costs as much as a small
             # convolution. Its gradient is the same registered Conv2D gradient.
-            return tf.raw_ops.Conv2D(input=xg, filter=kg, strides=[1, *stride, 1], **pads)
+            return tf.raw_ops.Conv2D(input=xg, filter=kg, strides=[1, *stride, 1], **padding)
 
-        xs = self.permute_dims(x, (0, 2, 3, 1))  # the CPU kernels want NHWC
         if groups == 1:
-            y = one(xs, kernel)
-        else:  # no grouped convolution on CPU: one convolution per group
-            pairs = zip(tf.split(xs, groups, axis=3), tf.split(kernel, groups, axis=3),
-                        strict=True)  # fmt: skip
-            y = tf.concat([one(xg, kg) for xg, kg in pairs], axis=3)
-        return self.permute_dims(y, (0, 3, 1, 2))
+            return one(x, kernel)
+        # No grouped convolution on CPU: one convolution per group.
+        pairs = zip(tf.split(x, groups, axis=3), tf.split(kernel, groups, axis=3), strict=True)
+        return tf.concat([one(xg, kg) for xg, kg in pairs], axis=3)
 
     def conv2d_layer(self, spec: LayerSpec, rng: random.Random) -> Any:
         return _conv2d_class().from_spec(spec)

@@ -34,6 +34,7 @@ from chanconv.protocol import (
     ArrayBackend,
     FourierCalibration,
     InPlaceWrites,
+    NativeChannelsLast,
     NativeConv2d,
     NativeLimits,
     PointwiseHint,
@@ -156,7 +157,7 @@ def fourier_margin(backend: ArrayBackend) -> float:
 def fourier_wins(backend: ArrayBackend, g: ConvGeometry) -> bool:
     """The cost model's verdict: fourier for large convolutions whose direct count of
     multiplications is ``fourier_margin`` times fourier's (large kernels, many channels)."""
-    if g.n is None:  # a batch unknown until run time (traced graph): no cost to compare
+    if g.n is None or None in (g.h, g.w):  # unknown until run time (traced graph): no cost
         return False
     direct = g.n * g.co * g.oh * g.ow * (g.ci // g.groups) * g.kh * g.kw
     if g.pointwise or direct < FOURIER_MIN_MULTIPLICATIONS:
@@ -179,8 +180,14 @@ def choose_algorithm(backend: ArrayBackend, g: ConvGeometry, dtype: str = "float
     tiles keep its memory bounded and whose large matmuls beat direct's kh*kw small ones
     on every benchmark workload (docs/performance.md). Never ``native`` where the adapter
     declares its kernel wrong or missing (``native_limit``). Before either, ``fourier``
-    where its cost model says it wins by the backend's margin (``fourier_wins``)."""
+    where its cost model says it wins by the backend's margin (``fourier_wins``).
+
+    An extent unknown until run time (inside a traced graph) leaves ``native``, the one
+    algorithm that needs no extent, where the backend can run it; else ``im2col``, which
+    ``chanconv.operations`` then refuses by name."""
     native = has_native(backend) and native_limit(backend, g, dtype) is None
+    if None in (g.h, g.w):
+        return "native" if native else "im2col"
     if canonical_geometry(g).pointwise and (not native or pointwise_matmul(backend)):
         return "im2col"
     if fourier_wins(backend, g):
@@ -521,3 +528,22 @@ def convolve(
 
         return fourier(backend, x, k, g, dtype, _im2col_limit, spectrum_cache)
     return _im2col(backend, x, k, g, dtype)
+
+
+def has_native_channels_last(backend: ArrayBackend) -> bool:
+    """Whether the backend implements ``NativeChannelsLast`` (a cached check)."""
+    return implements(backend, NativeConv2d) and implements(backend, NativeChannelsLast)
+
+
+def convolve_native_channels_last(backend: ArrayBackend, x: Tensor, k: Tensor,
+                                  g: ConvGeometry) -> Tensor:  # fmt: skip
+    """(n, h, w, ci) * (co, ci/groups, kh, kw) -> (n, oh, ow, co) by the adapter's
+    ``NativeChannelsLast``, on checked tensors of one dtype whose geometry ``g`` (built from
+    the channels-first view of x's shape) ``native_limit`` has cleared. Runs the canonical
+    geometry, as ``convolve`` does; padding goes to the adapter per side."""
+    c = canonical_geometry(g)
+    if c is not g:  # an output extent of 1: only its one window of X is read
+        x, g = x[:, : c.h, : c.w, :], c
+    return cast(NativeChannelsLast, backend).conv2d_native_channels_last(
+        x, k, stride=g.stride, pads=g.pads, dilation=g.dilation, groups=g.groups
+    )

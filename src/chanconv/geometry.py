@@ -33,11 +33,15 @@ def output_size(size: int, kernel: int, stride: int, dilation: int, pad_total: i
     return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def _same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+def _same_pads(size: int | None, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
     # TensorFlow's SAME: output ceil(size / stride); the odd pixel of padding goes after.
-    # With stride 1 this is also PyTorch's padding="same".
-    out = -(-size // stride)
-    total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
+    # With stride 1 this is also PyTorch's padding="same", and the total, dilation*(kernel-1),
+    # does not depend on the size: an unknown size (None) is then no obstacle.
+    if size is None:
+        total = dilation * (kernel - 1)
+    else:
+        out = -(-size // stride)
+        total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
     return total // 2, total - total // 2
 
 
@@ -48,6 +52,10 @@ class ConvGeometry:
     #: None for a batch of unknown size (inside a traced graph).
     n: int | None
     ci: int
+    #: None for an extent unknown until run time (inside a traced graph), and then oh or ow
+    #: too. The core builds such a geometry only for the ``native`` algorithm, which needs
+    #: no extent (``chanconv.operations`` refuses the others first); typed ``int`` so the
+    #: arithmetic of the algorithms that are never given one stays unencumbered.
     h: int
     w: int
     co: int
@@ -134,8 +142,9 @@ def _checked_geometry(
             f"{op}: X must be (n, ci, h, w) or (ci, h, w) and K (co, ci/groups, kh, kw); "
             f"got X shape {x_shape} and K shape {k_shape}"
         )
-    # Only the batch may be None (unknown inside a traced graph); the callers check the rest.
-    n, (ci, h, w) = x_shape[0], cast("tuple[int, int, int]", x_shape[1:])
+    # The batch may be None (unknown inside a traced graph), and h and w where the caller
+    # allows it (the native algorithm); ci never (the callers check).
+    n, (ci, h, w) = x_shape[0], cast("tuple[int, int | None, int | None]", x_shape[1:])
     co, ci_per_group, kh, kw = k_shape
     sh, sw = as_pair("stride", stride)
     dh, dw = as_pair("dilation", dilation)
@@ -163,6 +172,14 @@ def _checked_geometry(
         if mode == "valid":
             pads = (0, 0, 0, 0)
         elif mode == "same":
+            for axis, size, step in (("h", h, sh), ("w", w, sw)):
+                if size is None and step > 1:
+                    raise ValueError(
+                        f"{op}: padding='same' with stride {(sh, sw)} needs extent {axis} of "
+                        f"X (shape {x_shape}, laid out as (n, ci, h, w)), which is unknown "
+                        "until run time: a strided 'same' padding depends on it. Give the "
+                        f"graph's input a static {axis}, or give the padding as numbers"
+                    )
             pads = (*_same_pads(h, kh, sh, dh), *_same_pads(w, kw, sw, dw))
         else:
             raise ValueError(f"{op}: padding must be an int, a pair, 'valid' or 'same', "
@@ -172,16 +189,19 @@ def _checked_geometry(
         if ph < 0 or pw < 0:
             raise ValueError(f"{op}: padding must not be negative, got {(ph, pw)}")
         pads = (ph, ph, pw, pw)
-    oh = output_size(h, kh, sh, dh, pads[0] + pads[1])
-    ow = output_size(w, kw, sw, dw, pads[2] + pads[3])
-    if oh < 1 or ow < 1:
+    # An unknown extent's output is unknown too, and whether the kernel fits in it can only
+    # be seen at run time (the framework's kernel then raises).
+    oh = None if h is None else output_size(h, kh, sh, dh, pads[0] + pads[1])
+    ow = None if w is None else output_size(w, kw, sw, dw, pads[2] + pads[3])
+    if (oh is not None and oh < 1) or (ow is not None and ow < 1):
         raise ValueError(
             f"{op}: the output would be empty ({oh}x{ow}): the {kh}x{kw} kernel of K "
             f"(shape {k_shape}) with dilation {(dh, dw)} spans more than the {h}x{w} input "
             f"of X (shape {x_shape}) padded by {pads} (top, bottom, left, right); the "
             "kernel must not be larger than the padded input"
         )
-    return ConvGeometry(n, ci, h, w, co, kh, kw, (sh, sw), (dh, dw), pads, groups, oh, ow)
+    return ConvGeometry(n, ci, cast(int, h), cast(int, w), co, kh, kw, (sh, sw), (dh, dw), pads,
+                        groups, cast(int, oh), cast(int, ow))  # fmt: skip
 
 
 def _one_window(size: int, kernel: int, dilation: int, before: int) -> tuple[int, int] | None:

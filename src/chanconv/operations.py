@@ -9,13 +9,28 @@ single matrix multiplication the section uses it to show.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from chanconv.algorithms import check_algorithm, choose_algorithm, convolve
+from chanconv.algorithms import (
+    check_algorithm,
+    choose_algorithm,
+    convolve,
+    convolve_native_channels_last,
+    has_native,
+    has_native_channels_last,
+    native_limit,
+)
 from chanconv.autotune import autotune_enabled, tuned_algorithm
 from chanconv.geometry import ConvGeometry, IntPair, Padding, conv_geometry
 from chanconv.grad import convolve_vjp
-from chanconv.inputs import Operand, kind_source, operand, pick_backend, unify_dtypes
+from chanconv.inputs import (
+    Operand,
+    kind_source,
+    operand,
+    pick_backend,
+    result_dtype,
+    unify_dtypes,
+)
 from chanconv.protocol import ArrayBackend, Tensor
 from chanconv.registry import backend_for, register_cache
 
@@ -58,18 +73,28 @@ def _check_channels(op: str, x: Operand, k: Operand, k_axis: int) -> None:
         )
 
 
-def _require_known(op: str, operand: Operand, layout: str, needed_by: str, skip: int = 0) -> None:
-    """ValueError if a dimension of ``operand`` (after the first ``skip``) is unknown until
-    run time (``None``, inside a traced graph): what ``needed_by`` cannot do without."""
+def _require_known(
+    op: str, operand: Operand, layout: str, needed_by: str, skip: int = 0,
+    free: tuple[str, ...] = (),
+) -> None:  # fmt: skip
+    """ValueError if a dimension of ``operand`` (after the first ``skip``, and other than
+    the axes named in ``free``) is unknown until run time (``None``, inside a traced graph):
+    what ``needed_by`` cannot do without."""
     axes = layout.strip("()").split(", ")
     for axis, size in list(zip(axes, operand.shape, strict=False))[skip:]:
-        if size is None:
-            raise ValueError(
-                f"{op}: dimension {axis} of {operand.name} (shape {operand.shape}, laid out "
-                f"as {layout}) is unknown until run time, and {needed_by} needs its value; "
-                "only the batch may be unknown: give the graph's input a static "
-                f"{axis} (e.g. a tf.TensorSpec with it set)"
-            )
+        if size is None and axis not in free:
+            _refuse_unknown(op, operand, layout, axis, needed_by)
+
+
+def _refuse_unknown(op: str, operand: Operand, layout: str, axis: str, needed_by: str,
+                    why: str = "") -> None:  # fmt: skip
+    only = "the batch, and h and w for algorithm 'native'," if axis in ("h", "w") else "the batch"
+    raise ValueError(
+        f"{op}: dimension {axis} of {operand.name} (shape {operand.shape}, laid out as "
+        f"{layout}) is unknown until run time, and {needed_by} needs its value{why}; only "
+        f"{only} may be unknown: give the graph's input a static {axis} (e.g. a "
+        "tf.TensorSpec with it set)"
+    )
 
 
 def _section_op(
@@ -253,22 +278,29 @@ def corr2d_multi_in_out_1x1(X: object, K: object) -> Tensor:
 def _conv_operands(
     op: str, X: object, K: object, bias: object, stride: IntPair, padding: Padding,
     dilation: IntPair, groups: int, extra: dict[str, object] | None = None,
-    algorithm: str = "direct",
+    algorithm: str = "direct", channels_last: bool = False,
 ) -> tuple[ArrayBackend, ConvGeometry, list[Operand], bool]:  # fmt: skip
-    """Check conv2d-style arguments; returns the backend, the geometry (always batched),
-    the operands X, K, [bias], [extra...], and whether X came unbatched."""
+    """Check conv2d-style arguments; returns the backend, the geometry (always batched,
+    channels first whatever X's layout), the operands X, K, [bias], [extra...], and whether
+    X came unbatched. ``channels_last``: X is (n, h, w, ci) or (h, w, ci), and is left so."""
     backend = pick_backend(X=X, K=K, bias=bias, **(extra or {}))
-    x = operand(backend, "X", X, (3, 4), "(n, ci, h, w) or (ci, h, w)")
+    if channels_last:
+        x = operand(backend, "X", X, (3, 4), "(n, h, w, ci) or (h, w, ci)")
+    else:
+        x = operand(backend, "X", X, (3, 4), "(n, ci, h, w) or (ci, h, w)")
     k = operand(backend, "K", K, 4, "(co, ci/groups, kh, kw)")
     unbatched = len(x.shape) == 3
     needed_by = f"{op} (algorithm {algorithm!r})"
-    if unbatched:
-        _require_known(op, x, "(ci, h, w)", needed_by)
-    else:
-        _require_known(op, x, "(n, ci, h, w)", needed_by, skip=1)
+    layout = ("(h, w, ci)" if channels_last else "(ci, h, w)") if unbatched else (
+        "(n, h, w, ci)" if channels_last else "(n, ci, h, w)")  # fmt: skip
+    # The framework's own convolution needs no extent: h and w may be unknown where it can
+    # run (checked once the geometry is known, below).
+    free = ("h", "w") if algorithm in ("auto", "native") and has_native(backend) else ()
+    _require_known(op, x, layout, needed_by, skip=0 if unbatched else 1, free=free)
     _require_known(op, k, "(co, ci/groups, kh, kw)", needed_by)
+    shape = (*x.shape[:-3], x.shape[-1], *x.shape[-3:-1]) if channels_last else x.shape
     g = conv_geometry(
-        (1, *x.shape) if unbatched else x.shape, k.shape, stride=stride, padding=padding,
+        (1, *shape) if unbatched else shape, k.shape, stride=stride, padding=padding,
         dilation=dilation, groups=groups, op=op,
     )  # fmt: skip
     ops = [x, k]
@@ -280,7 +312,32 @@ def _conv_operands(
                 f"channels; bias must have shape ({g.co},)"
             )
         ops.append(b)
+    if None in (g.h, g.w):
+        _check_unknown_extent(op, backend, g, x, layout, algorithm,
+                              result_dtype([o.dtype for o in ops]))  # fmt: skip
     return backend, g, ops, unbatched
+
+
+def _check_unknown_extent(
+    op: str, backend: ArrayBackend, g: ConvGeometry, x: Operand, layout: str, algorithm: str,
+    dtype: str,
+) -> None:  # fmt: skip
+    """ValueError unless the ``native`` algorithm will run ``g``, whose h or w is unknown
+    until run time: ``auto`` chooses it then where it can, but a native limit that the
+    geometry may meet at run time (``native_limit`` sees the unknown extent) sends it to
+    im2col, which needs the extent, and a wrong answer is never risked."""
+    chosen = choose_algorithm(backend, g, dtype) if algorithm == "auto" else algorithm
+    limit = native_limit(backend, g, dtype)
+    if chosen == "native" and limit is None:
+        return
+    why = "" if limit is None else (
+        f" (the {backend.name} backend's native kernel is declared wrong or missing for this "
+        f"geometry, which it may meet at run time: {limit.key}: {limit.condition}; im2col, "
+        "which runs instead, needs the extent)")  # fmt: skip
+    axis = "h" if g.h is None else "w"
+    needed_by = f"{op} (algorithm {chosen!r})" if limit is None else (
+        f"{op} (algorithm 'im2col', run instead of {algorithm!r})")  # fmt: skip
+    _refuse_unknown(op, x, layout, axis, needed_by, why)
 
 
 def conv2d(
@@ -314,7 +371,8 @@ def conv2d(
         X: The input: a batch (n, ci, h, w) or one image (ci, h, w); with
             ``data_format="channels_last"``, (n, h, w, ci) or (h, w, ci). A tensor of any
             supported framework or nested lists of numbers (which become a float32 tensor of
-            the active backend). Inside a traced graph only the batch n may be unknown.
+            the active backend). Inside a traced graph the batch n may be unknown, and h
+            and w where the native algorithm runs (explicit, or ``auto``'s choice there).
         K: The kernel, shape (co, ci/groups, kh, kw), whatever ``data_format`` is.
         bias: None (the default) for no bias, or a (co,) vector added to every output
             pixel of each channel.
@@ -340,6 +398,9 @@ def conv2d(
         data_format: ``"channels_first"`` (the default: X and the output put channels
             before height and width) or ``"channels_last"`` (Keras's layout: X is
             (n, h, w, ci) and the output (n, oh, ow, co)). K keeps its layout either way.
+            Where the native algorithm runs on an adapter with
+            ``chanconv.protocol.NativeChannelsLast`` (TensorFlow), X goes to the
+            framework's channels-last kernel unpermuted; elsewhere it is permuted.
 
     Returns:
         The output (n, co, oh, ow), or (co, oh, ow) for one image (channels last:
@@ -354,8 +415,9 @@ def conv2d(
             (``groups`` included); a bias that is not (co,); a stride, dilation or group
             count below 1, a negative or unknown padding, or a kernel larger than the padded
             input; an unknown ``algorithm`` or ``data_format``, or ``"native"`` on a
-            backend without its own convolution; a dimension other than the batch unknown
-            until run time.
+            backend without its own convolution; a dimension unknown until run time that
+            the algorithm needs (any but the batch, except h and w for ``native``), or an
+            unknown extent that a strided ``"same"`` padding needs.
 
     Examples:
         >>> X = [[[0, 1, 2], [3, 4, 5], [6, 7, 8]], [[1, 2, 3], [4, 5, 6], [7, 8, 9]]]
@@ -364,11 +426,8 @@ def conv2d(
         (1, 2, 2)
     """
     if data_format != "channels_first":  # Keras's names; K keeps the book's layout
-        backend, like = _channels_last_call("conv2d", data_format, X, K, bias)
-        x = _from_channels_last(backend, "X", X)
-        y = conv2d(x, K, bias, stride=stride, padding=padding, dilation=dilation,
-                   groups=groups, algorithm=algorithm)  # fmt: skip
-        return _to_channels_last(backend, y, like)
+        return _conv2d_channels_last(X, K, bias, stride, padding, dilation, groups, algorithm,
+                                     data_format)  # fmt: skip
     try:
         # Every check conv2d makes depends only on these: a signature seen before needs none.
         key = (type(X), X.shape, X.dtype, type(K), K.shape, K.dtype,  # type: ignore[attr-defined]
@@ -418,12 +477,94 @@ def _run_conv2d(
     backend: ArrayBackend, g: ConvGeometry, dtype: str, unbatched: bool, algorithm: str,
     tensors: list[Tensor], like: object | None, spectrum_cache: SpectrumCache | None = None,
 ) -> Tensor:  # fmt: skip
-    x = backend.reshape(tensors[0], (1, *g.input_shape[1:])) if unbatched else tensors[0]
+    x = _with_batch(backend, tensors[0], g.input_shape[1:]) if unbatched else tensors[0]
     y = convolve(backend, x, tensors[1], g, dtype, algorithm, spectrum_cache)
     if len(tensors) == 3:
         y = y + backend.reshape(tensors[2], (1, g.co, 1, 1))
     if unbatched:
-        y = backend.reshape(y, g.output_shape[1:])
+        y = _without_batch(backend, y, g.output_shape[1:])
+    return _in_kind_of(backend, y, like)
+
+
+def _with_batch(backend: ArrayBackend, x: Tensor, shape: tuple[int | None, ...]) -> Tensor:
+    """One image of ``shape`` as a batch of one: a reshape, or where an extent is unknown
+    until run time (no reshape can name it), a stack of one."""
+    if None in shape:
+        return backend.stack([x], axis=0)
+    return backend.reshape(x, (1, *cast("tuple[int, ...]", shape)))
+
+
+def _without_batch(backend: ArrayBackend, y: Tensor, shape: tuple[int | None, ...]) -> Tensor:
+    if None in shape:
+        return y[0, :, :, :]
+    return backend.reshape(y, cast("tuple[int, ...]", shape))
+
+
+def _conv2d_channels_last(
+    X: object, K: object, bias: object, stride: IntPair, padding: Padding, dilation: IntPair,
+    groups: int, algorithm: str, data_format: str,
+) -> Tensor:  # fmt: skip
+    """conv2d on channels-last X. Where the native algorithm runs (explicitly, or as
+    ``auto``'s rule chooses it) on an adapter with ``NativeChannelsLast``, X goes to the
+    framework's channels-last kernel as it is: no permute of X or of the result. Otherwise
+    X is permuted to channels first and the result back. Under ``set_autotune(True)``,
+    ``auto`` takes the permuted path, whose channels-first algorithms the tuner measures."""
+    check_data_format(data_format, "conv2d")
+    direct_ok = algorithm == "native" or (algorithm == "auto" and not autotune_enabled())
+    key: tuple[object, ...] | None = None
+    if direct_ok:
+        try:
+            # As conv2d's plans: a signature seen before on this path needs no checks.
+            key = ("channels_last", type(X), X.shape, X.dtype, type(K), K.shape, K.dtype,  # type: ignore[attr-defined]
+                   None if bias is None else (type(bias), bias.shape, bias.dtype),  # type: ignore[attr-defined]
+                   stride, padding, dilation, groups, algorithm)  # fmt: skip
+            plan = _plans.get(key)
+        except (AttributeError, TypeError):  # lists have no shape; list arguments don't hash
+            key, plan = None, None
+        if plan is not None:
+            backend, g, dtype, unbatched, casts, _ = plan
+            tensors = [backend.asarray(X), backend.asarray(K)]
+            if bias is not None:
+                tensors.append(backend.asarray(bias))
+            if casts:
+                tensors = [backend.astype(t, dtype) if c else t
+                           for t, c in zip(tensors, casts, strict=True)]  # fmt: skip
+            return _run_channels_last(backend, g, unbatched, tensors, X)
+    backend, like = _channels_last_call("conv2d", data_format, X, K, bias)
+    if direct_ok and has_native_channels_last(backend):
+        backend, g, ops, unbatched = _conv_operands(
+            "conv2d", X, K, bias, stride, padding, dilation, groups, None, algorithm,
+            channels_last=True,
+        )  # fmt: skip
+        dtype, tensors = unify_dtypes(backend, *ops)
+        chosen = choose_algorithm(backend, g, dtype) if algorithm == "auto" else algorithm
+        if chosen == "native" and native_limit(backend, g, dtype) is None:
+            if key is not None and all(op.is_tensor for op in ops):
+                if len(_plans) >= _MAX_PLANS:
+                    _plans.clear()
+                casts = tuple(op.dtype != dtype for op in ops)
+                _plans[key] = (backend, g, dtype, unbatched, casts if any(casts) else (),
+                               "native")  # fmt: skip
+            return _run_channels_last(backend, g, unbatched, tensors, kind_source(*ops))
+    x = _from_channels_last(backend, "X", X)
+    y = conv2d(x, K, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
+               algorithm=algorithm)  # fmt: skip
+    return _to_channels_last(backend, y, like)
+
+
+def _run_channels_last(
+    backend: ArrayBackend, g: ConvGeometry, unbatched: bool, tensors: list[Tensor],
+    like: object | None,
+) -> Tensor:  # fmt: skip
+    """The native algorithm on channels-last X, checked and converted: no permute of X or
+    of the result."""
+    _, ci, h, w = g.input_shape
+    x = _with_batch(backend, tensors[0], (h, w, ci)) if unbatched else tensors[0]
+    y = convolve_native_channels_last(backend, x, tensors[1], g)
+    if len(tensors) == 3:  # (co,) broadcasts over the last axis
+        y = y + tensors[2]
+    if unbatched:
+        y = _without_batch(backend, y, (g.oh, g.ow, g.co))
     return _in_kind_of(backend, y, like)
 
 

@@ -144,6 +144,39 @@ class NativeConv2d(Protocol):
 
 
 @runtime_checkable
+class NativeChannelsLast(Protocol):
+    """Optional extension of an adapter with [NativeConv2d][chanconv.protocol.NativeConv2d]
+    whose framework convolves channels-last tensors natively (TensorFlow's NHWC kernels):
+    ``conv2d(..., data_format="channels_last")`` then hands X to it as the user gave it,
+    with no permute of X or of the result.
+
+    Takes x (n, h, w, ci) and k (co, ci/groups, kh, kw) (the book's layout, as everywhere
+    in chanconv) in the backend's working kind and one dtype, and zero padding per side,
+    ``pads = (top, bottom, left, right)`` (asymmetric for ``"same"`` with an even total);
+    returns (n, oh, ow, co), differentiable by the framework's autograd. ``h`` and ``w``
+    (and n) may be unknown until run time inside a traced graph. The same
+    [NativeLimits][chanconv.protocol.NativeLimits] apply as to ``conv2d_native``: the core
+    sends neither method a geometry they declare.
+
+    Examples:
+        >>> import chanconv
+        >>> isinstance(chanconv.get_adapter("numpy"), NativeChannelsLast)
+        False
+    """
+
+    def conv2d_native_channels_last(
+        self,
+        x: Tensor,
+        k: Tensor,
+        *,
+        stride: tuple[int, int],
+        pads: tuple[int, int, int, int],
+        dilation: tuple[int, int],
+        groups: int,
+    ) -> Tensor: ...
+
+
+@runtime_checkable
 class NativeLimits(Protocol):
     """Optional extension of an adapter with [NativeConv2d][chanconv.protocol.NativeConv2d]:
     the geometries ``conv2d_native`` must not be given. An extension of its own, so that an

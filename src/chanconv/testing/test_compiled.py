@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import chanconv
+from chanconv.algorithms import has_native, native_limit
 
 from . import oracle
 from .compiled import COMPILED_MODES, compile_function, modes
@@ -179,10 +180,11 @@ def test_section_ops_compiled(mode, op, backend_name, adapter):
     _close(adapter.to_numpy(compiled(adapter.asarray(x), adapter.asarray(k))), reference(x, k))
 
 
-def test_unknown_extent_is_refused_by_name(mode, backend_name):
-    """Only the batch may be unknown inside a graph: an unknown height is a ValueError
-    naming the dimension and the algorithm, at trace time. (Under torch.compile every
-    extent is a traced integer, so nothing is unknown there: it must simply compute.)"""
+def test_unknown_extent_is_refused_by_name(mode, backend_name, adapter):
+    """Only the batch may be unknown inside a graph, and h and w for the native algorithm:
+    an unknown height is a ValueError naming the dimension and the algorithm, at trace
+    time. (Under torch.compile every extent is a traced integer, so nothing is unknown
+    there: it must simply compute.)"""
     if mode == "no-compiler":
         return _assert_no_compiler(backend_name)
     x, k = _data((2, 4, 7, 6), (6, 4, 3, 3))
@@ -194,6 +196,23 @@ def test_unknown_extent_is_refused_by_name(mode, backend_name):
                          input_signature=spec)  # fmt: skip
         with pytest.raises(ValueError, match=r"dimension h of X .* unknown .*'im2col'"):
             fn(x, k)
+        # A geometry the adapter declares its native kernel wrong for, which an unknown
+        # width may turn out to meet (depthwise, stride 2, maybe one output wide): refused
+        # by name rather than risked; where no limit applies, it computes.
+        (kd,) = _data((4, 1, 3, 3))
+        g = chanconv.geometry.conv_geometry((None, 4, 7, None), kd.shape, stride=2, groups=4)
+        limit = native_limit(adapter, g, "float32")
+        depthwise = tf.function(
+            lambda x, k: chanconv.conv2d(x, k, stride=2, groups=4, algorithm="native"),
+            input_signature=[tf.TensorSpec([None, 4, 7, None]), tf.TensorSpec([4, 1, 3, 3])],
+        )  # fmt: skip
+        if limit is not None:
+            with pytest.raises(ValueError, match=rf"dimension w of X .* unknown .*'im2col'"
+                                                 rf".*{limit.key}"):  # fmt: skip
+                depthwise(x, kd)
+        else:
+            got = depthwise(x, kd).numpy()
+            _close(got, oracle.conv2d(x, kd, None, stride=(2, 2), pads=(0, 0, 0, 0), groups=4))
     else:
         import torch
 
@@ -202,3 +221,53 @@ def test_unknown_extent_is_refused_by_name(mode, backend_name):
             (xh,) = _data((2, 4, h, 6))
             got = compiled(torch.tensor(xh), torch.tensor(k)).numpy()
             _close(got, oracle.conv2d(xh, k, None, pads=(1, 1, 1, 1)))
+
+
+#: Settings whose padding needs no extent: numbers, "valid", and "same" at stride 1 (its
+#: total is dilation*(k-1) whatever the size; a 3x2 kernel makes it asymmetric).
+UNKNOWN_EXTENT_CASES: dict[str, tuple[tuple[int, ...], dict[str, Any]]] = {
+    "pad1": ((6, 4, 3, 3), {"padding": 1}),
+    "valid-stride2": ((6, 4, 3, 3), {"padding": "valid", "stride": 2}),
+    "same": ((6, 4, 3, 2), {"padding": "same"}),
+}
+
+
+@pytest.mark.parametrize("case", list(UNKNOWN_EXTENT_CASES))
+def test_native_runs_an_unknown_extent(mode, case, backend_name, adapter):
+    """The framework's own convolution needs no extent: with h and w unknown until run
+    time (a ``None`` batch, height and width in the signature), ``native`` and ``auto``
+    (which chooses it, the one algorithm that can run) compute the oracle's result for two
+    input sizes from one trace, and with XLA. A strided "same" padding, which depends on
+    the extent, is a ValueError naming the dimension. (Under torch.compile extents are
+    traced integers: the native result must simply be right for both sizes.)"""
+    if mode == "no-compiler":
+        return _assert_no_compiler(backend_name)
+    k_shape, settings = UNKNOWN_EXTENT_CASES[case]
+    (k,) = _data(k_shape)
+    sizes = _data((2, 4, 7, 6), seed=1) + _data((3, 4, 9, 5), seed=2)
+    algorithms = ["native", "auto"] if has_native(adapter) else ["auto"]
+    for algorithm in algorithms:
+
+        def fn(x, k, algorithm=algorithm):
+            return chanconv.conv2d(x, k, algorithm=algorithm, **settings)
+
+        if mode.startswith("tf.function"):
+            import tensorflow as tf
+
+            spec = [tf.TensorSpec([None, 4, None, None]), tf.TensorSpec(list(k_shape))]
+            compiled = tf.function(fn, input_signature=spec, jit_compile=mode.endswith("xla"))
+        else:
+            compiled = compile_function(mode, fn, [], [])
+        for x in sizes:
+            got = adapter.to_numpy(compiled(adapter.asarray(x), adapter.asarray(k)))
+            _close(got, oracle.conv2d(x, k, None, **_pads(x.shape, k_shape, settings)))
+        if mode.startswith("tf.function"):
+            assert cast(Any, compiled).experimental_get_tracing_count() == 1
+            strided_same = tf.function(
+                lambda x, k, algorithm=algorithm: chanconv.conv2d(
+                    x, k, padding="same", stride=2, algorithm=algorithm),
+                input_signature=[tf.TensorSpec([None, 4, 7, None]), spec[1]],
+            )  # fmt: skip
+            needs = r"padding='same' with stride \(2, 2\) needs extent w of X .* unknown"
+            with pytest.raises(ValueError, match=needs):
+                strided_same(sizes[0], k)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import chanconv
+from chanconv.algorithms import has_native, has_native_channels_last
 
 from . import frameworks, oracle
 from .compiled import compile_function, modes
@@ -89,3 +90,176 @@ def test_bad_data_format_names_both(adapter):
         chanconv.conv2d(adapter.asarray(x), adapter.asarray(k), data_format="NHWC")
     with pytest.raises(ValueError, match=r"'channels_first'.*'channels_last'"):
         chanconv.Conv2D(4, 6, 3, data_format="nhwc")
+
+
+#: Channels-last settings for the native path: groups with bias and a stride, and "same"
+#: with an even kernel (asymmetric padding), at stride 1 and 2. (name, K shape, settings,
+#: with bias.)
+NATIVE_CASES = [
+    ("groups-bias", (6, 2, 3, 3), {"stride": (2, 1), "padding": 1, "groups": 2}, True),
+    ("same", (6, 4, 2, 3), {"padding": "same"}, False),
+    ("same-stride2", (6, 4, 3, 2), {"padding": "same", "stride": 2}, True),
+]
+
+
+def _native_case(case, seed=0):
+    """X (2, 7, 6, 4) channels last, K, bias or None, the settings and the oracle's
+    channels-last result."""
+    _, k_shape, settings, with_bias = next(c for c in NATIVE_CASES if c[0] == case)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, 7, 6, 4)).astype("float32")
+    k = rng.standard_normal(k_shape).astype("float32")
+    b = rng.standard_normal(k_shape[0]).astype("float32") if with_bias else None
+    return x, k, b, settings
+
+
+def _oracle_last(x, k, b, settings):
+    """The float64 oracle's result for channels-last ``x`` ((n, h, w, ci) or (h, w, ci))."""
+    first = x.transpose(NCHW) if x.ndim == 4 else x.transpose(2, 0, 1)[None]
+    stride = chanconv.geometry.as_pair("stride", settings.get("stride", 1))
+    padding = settings.get("padding", 0)
+    if not isinstance(padding, str):
+        padding = chanconv.geometry.as_pair("padding", padding)
+    pads = oracle.pads_for(first.shape[2], first.shape[3], k.shape[2], k.shape[3], stride,
+                           padding, (1, 1))  # fmt: skip
+    y = oracle.conv2d(first, k, b, stride=stride, pads=pads, groups=settings.get("groups", 1))
+    return y.transpose(NHWC) if x.ndim == 4 else y[0].transpose(1, 2, 0)
+
+
+def _algorithms(adapter):
+    return ["native", "auto"] if has_native(adapter) else ["auto"]
+
+
+@pytest.mark.parametrize("case", [c[0] for c in NATIVE_CASES])
+def test_channels_last_native_permutes_neither_x_nor_y(adapter, case, monkeypatch):
+    """On an adapter with ``NativeChannelsLast``, a channels-last call that runs the native
+    algorithm (explicit, or auto's choice) hands X to the framework's channels-last kernel:
+    no tensor shaped like X or the result is ever permuted (the kernel's own permute of K
+    is the adapter's business). Elsewhere X is permuted to channels first, the documented
+    path. Either way the result is the oracle's, batched and unbatched."""
+    x, k, b, settings = _native_case(case)
+    permuted: list[tuple[int, ...]] = []
+    permute = adapter.permute_dims
+
+    def spy(t, axes):
+        permuted.append(tuple(adapter.shape(t)))
+        return permute(t, axes)
+
+    monkeypatch.setattr(adapter, "permute_dims", spy)
+    # Twice each: the second call is served by the remembered plan.
+    for algorithm in [a for a in _algorithms(adapter) for _ in range(2)]:
+        for xs in (x, x[0]):
+            want = _oracle_last(xs, k, b, settings)
+            permuted.clear()
+            y = chanconv.conv2d(adapter.asarray(xs), adapter.asarray(k),
+                                None if b is None else adapter.asarray(b), algorithm=algorithm,
+                                data_format="channels_last", **settings)  # fmt: skip
+            assert adapter.shape(y) == want.shape
+            np.testing.assert_allclose(adapter.to_numpy(y), want, rtol=1e-4, atol=1e-4)
+            if has_native_channels_last(adapter):
+                assert xs.shape not in permuted and want.shape not in permuted, (
+                    algorithm, permuted)  # fmt: skip
+            else:
+                assert xs.shape in permuted, (algorithm, permuted)  # permuted to channels first
+
+
+@pytest.mark.parametrize("case", [c[0] for c in NATIVE_CASES])
+def test_gradients_through_channels_last_native(adapter, backend_name, case):
+    """The framework's autograd (GradientTape on TensorFlow) differentiates the
+    channels-last native path; NumPy, with no autograd, has ``conv2d_vjp``."""
+    x, k, b, settings = _native_case(case)
+    b = np.zeros(k.shape[0], "float32") if b is None else b
+    dy = np.random.default_rng(4).standard_normal(_oracle_last(x, k, b, settings).shape)
+    dy = dy.astype("float32")
+    pads = _oracle_pads(x, k, settings)
+    ex, ek, _ = oracle.conv2d_vjp(x.transpose(NCHW), k, dy.transpose(NCHW), **pads)
+    for algorithm in _algorithms(adapter):
+
+        def loss(X, K, B, algorithm=algorithm):
+            y = chanconv.conv2d(X, K, B, algorithm=algorithm, data_format="channels_last",
+                                **settings)  # fmt: skip
+            return frameworks.weighted_sum(backend_name, y, dy)
+
+        got = frameworks.gradients(frameworks.kinds(backend_name)[0], loss, [x, k, b], "float32")
+        if got is None:  # NumPy: the explicit backward pass
+            got = [adapter.to_numpy(g) for g in chanconv.conv2d_vjp(
+                *(adapter.asarray(a) for a in (x, k, dy)), bias=adapter.asarray(b),
+                data_format="channels_last", **settings)]  # fmt: skip
+        np.testing.assert_allclose(got[0], ex.transpose(NHWC), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(got[1], ek, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(got[2], dy.sum(axis=(0, 1, 2)), rtol=1e-4, atol=1e-4)
+
+
+def _oracle_pads(x, k, settings):
+    stride = chanconv.geometry.as_pair("stride", settings.get("stride", 1))
+    padding = settings.get("padding", 0)
+    if not isinstance(padding, str):
+        padding = chanconv.geometry.as_pair("padding", padding)
+    pads = oracle.pads_for(x.shape[1], x.shape[2], k.shape[2], k.shape[3], stride, padding,
+                           (1, 1))  # fmt: skip
+    return {"stride": stride, "pads": pads, "groups": settings.get("groups", 1)}
+
+
+def _transposes_of_x_or_y(graph) -> list[str]:
+    """The Transpose ops of a graph whose input is a placeholder (X) or whose output is
+    what the function returns (Y): the two a channels-last native call must not have."""
+    returned = {t.name for op in graph.get_operations() if op.type == "Identity"
+                for t in op.inputs}  # fmt: skip
+    found = []
+    for op in graph.get_operations():
+        if op.type != "Transpose":
+            continue
+        fed = [t.op for t in op.inputs[:1]]
+        if any(f.type == "Placeholder" and f.name.startswith("x") for f in fed) or any(
+            t.name in returned for t in op.outputs
+        ):
+            found.append(op.name)
+    return found
+
+
+@pytest.mark.parametrize("case", [c[0] for c in NATIVE_CASES if "stride2" not in c[0]])
+def test_channels_last_native_in_graphs(adapter, backend_name, case):
+    """Inside ``tf.function`` (and with XLA) a channels-last native call holds no Transpose
+    of X or of Y, however many the channels-first call would: at most one Transpose at all
+    (the kernel's, to HWIO). Batch, height and width are unknown in the signature: one
+    trace serves two input sizes, equal to the oracle. In other compiled modes the result
+    is the oracle's; a backend with no compiler has none (the documented capability)."""
+    x, k, b, settings = _native_case(case)
+    found = modes(backend_name)
+    if not found:
+        assert chanconv.testing.compiled.COMPILED_MODES.get(backend_name, ()) == ()
+    sizes = [x, np.random.default_rng(5).standard_normal((3, 9, 5, 4)).astype("float32")]
+    for mode, algorithm in [(m, a) for m in found for a in _algorithms(adapter)]:
+        if mode.startswith("tf.function"):
+            import tensorflow as tf
+
+            spec = [tf.TensorSpec([None, None, None, 4]), tf.TensorSpec(list(k.shape))]
+            if b is not None:
+                spec.append(tf.TensorSpec(list(b.shape)))
+
+            def fn(x, k, b=None, algorithm=algorithm):
+                return chanconv.conv2d(x, k, b, algorithm=algorithm,
+                                       data_format="channels_last", **settings)  # fmt: skip
+
+            compiled = tf.function(fn, input_signature=spec, jit_compile=mode.endswith("xla"))
+            graph = compiled.get_concrete_function().graph
+            if has_native_channels_last(adapter):
+                assert _transposes_of_x_or_y(graph) == [], (mode, algorithm)
+                kinds = [op.type for op in graph.get_operations()]
+                assert kinds.count("Transpose") <= 1, (mode, algorithm, kinds)
+            for xs in sizes:
+                args = [xs, k] if b is None else [xs, k, b]
+                got = compiled(*(tf.constant(a) for a in args)).numpy()
+                np.testing.assert_allclose(got, _oracle_last(xs, k, b, settings), rtol=1e-4,
+                                           atol=1e-4)  # fmt: skip
+            assert compiled.experimental_get_tracing_count() == 1
+        else:
+            compiled = compile_function(
+                mode, lambda x, k, b, algorithm=algorithm: chanconv.conv2d(
+                    x, k, b, algorithm=algorithm, data_format="channels_last", **settings),
+                [x.shape, k.shape, (k.shape[0],)], [True, False, False],
+            )  # fmt: skip
+            bias = np.zeros(k.shape[0], "float32") if b is None else b
+            got = adapter.to_numpy(compiled(*(adapter.asarray(a) for a in (x, k, bias))))
+            np.testing.assert_allclose(got, _oracle_last(x, k, b, settings), rtol=1e-4,
+                                       atol=1e-4)  # fmt: skip
