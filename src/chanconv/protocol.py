@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from chanconv.layers import LayerSpec
     from chanconv.workarounds import NativeLimit
 
@@ -298,7 +301,14 @@ class FrameworkHelpers(Protocol):
     [ConformanceHelpers][chanconv.protocol.ConformanceHelpers].
 
     Tensors go in and out as NumPy arrays (``to_numpy`` keeps the tensor's own dtype, with
-    bfloat16 read as float32)."""
+    bfloat16 read as float32).
+
+    Two optional groups of members, each its own protocol so that a framework without the
+    capability need not pretend to have it, widen the suite's coverage when present:
+    [CompiledModeHelpers][chanconv.protocol.CompiledModeHelpers] (the framework's compilers,
+    for ``test_compiled.py``) and [ModelHelpers][chanconv.protocol.ModelHelpers] (its layer
+    class and model machinery, for ``test_layer_modes.py``). Without them the suite checks
+    that the backend has no compiler, and runs its layer modes on chanconv's plain layer."""
 
     #: ``(label, make)`` for each array kind a user may pass, the framework's default
     #: first; ``make(numpy_array)`` builds one in the array's dtype.
@@ -344,6 +354,68 @@ class FrameworkHelpers(Protocol):
     def call_layer(self, layer: Any, x: Tensor) -> Tensor:
         """The layer applied to ``x`` the framework's way (``layer(x)``, or Flax's
         ``init`` then ``apply``)."""
+        ...
+
+
+@runtime_checkable
+class CompiledModeHelpers(Protocol):
+    """Optional members of a third-party [FrameworkHelpers][chanconv.protocol.FrameworkHelpers]:
+    the framework's compilers, run by the suite's compiled modes as the built-in backends'
+    ``tf.function`` and ``torch.compile`` are (``chanconv.testing.compiled``)."""
+
+    def compiled_modes(self) -> tuple[str, ...]:
+        """The names of the framework's compiled modes (JAX: ``("jax.jit",)``)."""
+        ...
+
+    def compile_function(
+        self, mode: str, fn: Callable[..., Any], shapes: Sequence[tuple[int, ...]],
+        batched: Sequence[bool],
+    ) -> Callable[..., Any]:  # fmt: skip
+        """``fn`` compiled by ``mode``; ``shapes`` are the arguments' shapes and ``batched``
+        says which leading dimensions a compiler with static signatures should leave
+        unknown (a compiler that retraces per shape, as ``jax.jit``, may ignore both)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """What [ModelHelpers.model_round_trip][chanconv.protocol.ModelHelpers.model_round_trip]
+    observed, as NumPy arrays, for the suite's assertions."""
+
+    #: The model's prediction before training.
+    eager: Any
+    #: The Conv2D kernel before and after one training step, and its bias after it.
+    weight_before: Any
+    weight: Any
+    bias: Any
+    #: The trained Conv2D's own output on the input (checked against the float64 oracle).
+    features: Any
+    #: The trained model's prediction; after saving and loading it into a fresh model; and
+    #: by the exported artefact, loaded back from its file.
+    trained: Any
+    reloaded: Any
+    exported: Any
+
+
+@runtime_checkable
+class ModelHelpers(Protocol):
+    """Optional members of a third-party [FrameworkHelpers][chanconv.protocol.FrameworkHelpers]:
+    the framework's layer class and model machinery, for the suite's layer modes."""
+
+    def layer_class_path(self) -> str:
+        """``"module:Class"``, the stable import path of the framework's Conv2D class."""
+        ...
+
+    def layer_bias(self, layer: Any) -> Any:
+        """A layer's bias as a NumPy array, read the framework's way."""
+        ...
+
+    def model_round_trip(self, layer: Any, x: Any, directory: Path, functional: bool) -> ModelRun:
+        """The framework's model machinery end to end around ``layer`` (a fresh
+        ``chanconv.Conv2D(3, 4, 3, padding=1)``) on the NumPy batch ``x`` (4, 3, 8, 8): a
+        model of it, flattened, then a dense layer of 2 (``functional``: the framework's
+        functional form; else its sequential container); one compiled training step; saved
+        to and loaded from a file in ``directory``; exported and the export loaded back."""
         ...
 
 

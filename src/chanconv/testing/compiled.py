@@ -5,7 +5,10 @@ A *mode* turns a function of tensors into the framework's compiled form of it:
 ``tf.function`` (with a ``None`` batch in its signature), the same with XLA
 (``jit_compile=True``), ``torch.compile(fullgraph=True)`` from cold. The table
 ``COMPILED_MODES`` lists each backend's; NumPy has no compiler, so its entry is empty and
-its mode tests check that this is so rather than skipping (docs/compiled.md).
+its mode tests check that this is so rather than skipping (docs/compiled.md). A backend
+that is not built in declares its own modes, and compiles them, through its conformance
+helpers' optional [CompiledModeHelpers][chanconv.protocol.CompiledModeHelpers] members
+(the jax plugin: ``jax.jit``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from chanconv.protocol import CompiledModeHelpers
+from chanconv.testing import frameworks
 
 #: Each backend's compiled modes, by name; an empty tuple: the backend has no compiler.
 #: MXNet's compiler is Gluon's ``hybridize``, which compiles blocks, not functions: its
@@ -25,8 +31,20 @@ COMPILED_MODES: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Each third-party backend's helpers, by the compiled modes they declared in ``modes``.
+_PLUGIN_COMPILERS: dict[str, CompiledModeHelpers] = {}
+
+
 def modes(backend_name: str) -> tuple[str, ...]:
-    return COMPILED_MODES.get(backend_name, ())
+    if backend_name in COMPILED_MODES:
+        return COMPILED_MODES[backend_name]
+    helpers = frameworks.plugin_helpers(backend_name)
+    if not isinstance(helpers, CompiledModeHelpers):
+        return ()
+    found = tuple(helpers.compiled_modes())
+    # compile_function is called with a mode alone: remember whose it is.
+    _PLUGIN_COMPILERS.update(dict.fromkeys(found, helpers))
+    return found
 
 
 def compile_function(
@@ -53,4 +71,6 @@ def compile_function(
         # small machine, so the suite stops at aot_eager (the bench compiles with Inductor).
         return torch.compile(fn, fullgraph=True, dynamic=mode.endswith("dynamic") or None,  # type: ignore[no-any-return]
                              backend="aot_eager")  # fmt: skip
+    if mode in _PLUGIN_COMPILERS:
+        return _PLUGIN_COMPILERS[mode].compile_function(mode, fn, shapes, batched)
     raise ValueError(f"unknown compiled mode {mode!r}")

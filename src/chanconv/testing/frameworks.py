@@ -34,7 +34,7 @@ ARRAY_API = ("array_api_strict",)
 
 
 @functools.cache
-def plugin_helpers(backend):
+def plugin_helpers(backend: str) -> Any:  # FrameworkHelpers | None, read unnarrowed here
     """The [`chanconv.protocol.FrameworkHelpers`][chanconv.protocol.FrameworkHelpers] of a backend
     that is not built in,
     from its adapter's ConformanceHelpers extension; None for the built-in ones."""

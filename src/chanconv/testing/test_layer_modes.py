@@ -1,7 +1,9 @@
 """Conv2D where real models put it: a Keras model built on symbolic inputs, trained with
 ``fit``, saved and exported; a hybridized, trained and exported Gluon model; a compiled,
-exported and traced torch model; and on every backend a real class with a stable import
-path that pickles. Each result equals the eager layer and the float64 oracle."""
+exported and traced torch model; a third-party framework's own (Flax: trained under
+``jax.jit``, saved by ``flax.serialization``, exported by ``jax.export``) through its
+conformance helpers; and on every backend a real class with a stable import path that
+pickles. Each result equals the eager layer and the float64 oracle."""
 
 from __future__ import annotations
 
@@ -12,8 +14,9 @@ import numpy as np
 import pytest
 
 import chanconv
+from chanconv.protocol import ModelHelpers
 
-from . import oracle
+from . import frameworks, oracle
 
 #: Where each backend's layer class lives (a stable import path, not a factory's local).
 LAYER_CLASSES = {
@@ -22,6 +25,13 @@ LAYER_CLASSES = {
     "tensorflow": "chanconv.backends.tensorflow:Conv2D",
     "mxnet": "chanconv.backends.mxnet:Conv2D",
 }
+
+
+def _model_helpers(backend_name):
+    """A third-party backend's layer class and model machinery (its conformance helpers'
+    optional ModelHelpers members), or None."""
+    helpers = frameworks.plugin_helpers(backend_name)
+    return helpers if isinstance(helpers, ModelHelpers) else None
 
 
 def _x(shape=(4, 3, 8, 8), seed=0):
@@ -34,6 +44,10 @@ def _weights(backend_name, layer):
         "mxnet": lambda: (layer.weight.data().asnumpy(), layer.bias.data().asnumpy()),
         "torch": lambda: (layer.weight.detach().numpy(), layer.bias.detach().numpy()),
     }
+    models = _model_helpers(backend_name)
+    if models is not None:
+        get[backend_name] = lambda: (frameworks.layer_weight(backend_name, layer),
+                                     models.layer_bias(layer))  # fmt: skip
     plain = chanconv.get_adapter(backend_name)
     return get.get(
         backend_name, lambda: (plain.to_numpy(layer.weight), plain.to_numpy(layer.bias))
@@ -46,14 +60,18 @@ def _oracle(backend_name, layer, x, pads=(1, 1, 1, 1)):
 
 
 def test_layer_class_has_a_stable_import_path_and_pickles(backend_name, adapter):
-    path = LAYER_CLASSES.get(backend_name, LAYER_CLASSES["numpy"])  # no module system: ours
+    models = _model_helpers(backend_name)
+    if models is not None:
+        path = models.layer_class_path()
+    else:  # no module system: ours
+        path = LAYER_CLASSES.get(backend_name, LAYER_CLASSES["numpy"])
     module_name, _, cls_name = path.partition(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
     layer = chanconv.Conv2D(3, 4, 3, padding=1, seed=0)
     assert isinstance(layer, cls) and type(layer) is cls
     assert f"{cls.__module__}:{cls.__qualname__}" == path
     x = _x()
-    want = adapter.to_numpy(layer(adapter.asarray(x)))
+    want = adapter.to_numpy(frameworks.call_layer(backend_name, layer, adapter.asarray(x)))
     np.testing.assert_allclose(want, _oracle(backend_name, layer, x), rtol=1e-4, atol=1e-4)
     if backend_name == "tensorflow":  # Keras layers serialize by config, not pickle
         import keras
@@ -63,7 +81,8 @@ def test_layer_class_has_a_stable_import_path_and_pickles(backend_name, adapter)
         return
     copy = pickle.loads(pickle.dumps(layer))
     assert type(copy) is cls
-    np.testing.assert_array_equal(adapter.to_numpy(copy(adapter.asarray(x))), want)
+    got = frameworks.call_layer(backend_name, copy, adapter.asarray(x))
+    np.testing.assert_array_equal(adapter.to_numpy(got), want)
 
 
 def _keras_model(keras, functional):
@@ -170,6 +189,16 @@ def test_model_trains_saves_and_exports(backend_name, adapter, tmp_path, functio
             torch.compile(model, fullgraph=True, backend="aot_eager")(xt).square().sum().backward()
             optimizer.step()
             assert not torch.equal(before, layer.weight.detach())
+    elif _model_helpers(backend_name) is not None:
+        # A third-party framework's machinery, run by its helpers; the assertions are here.
+        layer = chanconv.Conv2D(3, 4, 3, padding=1, seed=0)
+        run = _model_helpers(backend_name).model_round_trip(layer, x, tmp_path, functional)
+        assert not np.array_equal(run.weight_before, run.weight)  # training moved the kernel
+        assert not np.allclose(run.trained, run.eager)
+        want = oracle.conv2d(x, run.weight, run.bias, pads=(1, 1, 1, 1))
+        np.testing.assert_allclose(run.features, want, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(run.reloaded, run.trained, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(run.exported, run.trained, rtol=1e-5, atol=1e-5)
     else:
         # NumPy has no model machinery and no compiler (docs/compiled.md): its layer is the
         # plain Conv2DLayer, trained by explicit backward and SGD step, checked here.

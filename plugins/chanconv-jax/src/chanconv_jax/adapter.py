@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import random
 from collections.abc import Callable, Mapping, Sequence
-from functools import cache, cached_property
+from functools import cached_property
 from typing import Any
 
 from chanconv.layers import LayerSpec
@@ -146,15 +146,17 @@ class JaxBackend:
 
     def conv2d_layer(self, spec: LayerSpec, rng: random.Random) -> Any:
         try:
-            import flax.linen as nn
+            import flax.linen  # noqa: F401
         except ImportError as err:
             raise ImportError(
                 "chanconv.Conv2D on the jax backend is a flax.linen module, and flax is not "
                 "installed: pip install 'chanconv-jax[flax]'"
             ) from err
+        from chanconv_jax.layers import Conv2D
+
         weight = _tuples(spec.initial_weight(rng))
         bias = _tuples(spec.initial_bias(rng)) if spec.bias else None
-        return _layer_class(nn)(spec=spec, initial_weight=weight, initial_bias=bias)
+        return Conv2D(spec=spec, initial_weight=weight, initial_bias=bias)
 
     def devices(self) -> list[str]:
         return [f"{d.platform}:{d.id}" for d in self.jax.devices()]
@@ -174,29 +176,3 @@ class JaxBackend:
 def _tuples(values: Any) -> Any:
     """Nested lists as nested tuples: Flax modules are hashable dataclasses."""
     return tuple(_tuples(v) for v in values) if isinstance(values, list) else values
-
-
-@cache
-def _layer_class(nn: Any) -> Any:
-    class Conv2D(nn.Module):  # type: ignore[misc]
-        """chanconv's Conv2D as a Flax module: parameters ``weight`` and ``bias``, starting
-        from the values chanconv drew (whatever PRNG key ``init`` gets), forward pass
-        ``chanconv.conv2d``."""
-
-        spec: LayerSpec
-        initial_weight: Any
-        initial_bias: Any = None
-
-        @nn.compact  # type: ignore[untyped-decorator]
-        def __call__(self, x: Any) -> Any:
-            import jax.numpy as jnp
-
-            weight = self.param("weight", lambda _key: jnp.asarray(self.initial_weight,
-                                                                   self.spec.dtype))  # fmt: skip
-            bias = None
-            if self.spec.bias:
-                bias = self.param("bias", lambda _key: jnp.asarray(self.initial_bias,
-                                                                   self.spec.dtype))  # fmt: skip
-            return self.spec.forward(x, weight, bias)
-
-    return Conv2D
