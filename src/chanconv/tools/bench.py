@@ -242,10 +242,11 @@ def framework_conv(
     backend: ArrayBackend, w: Workload, x: Tensor, k: Tensor
 ) -> list[tuple[str, Callable[[], object]]]:
     """The framework's own convolution, called directly on data in its preferred layout
-    (prepared here, outside the timing): the reference every ratio is taken against. NumPy
-    has none: it is compared with torch's, when torch is installed beside it. TensorFlow's
-    CPU convolution takes NHWC only, so its NCHW call (the same data chanconv is given,
-    transposed in and out) is timed too, as a second row."""
+    (prepared here, outside the timing): the first row is the reference every ratio is
+    taken against, auto-compiled's excepted (``PAIRED_REFERENCES``). NumPy has none: it is
+    compared with torch's, when torch is installed beside it. TensorFlow's CPU convolution
+    takes NHWC only, so its NCHW call (the same data chanconv is given, transposed in and
+    out) is timed too, as a second row."""
     p, s = w.padding, w.stride
     if backend.name in ("torch", "numpy"):
         try:
