@@ -178,6 +178,15 @@ class TensorflowBackend(Adapter):
     def devices(self) -> list[str]:
         return [d.name.split(":", 1)[1] for d in self.fw.config.list_physical_devices()]
 
+    def compile(self, fn: Any) -> Any:
+        """``tf.function`` (a graph, without XLA): the Compiler extension, through which
+        the benchmarks time chanconv and ``tf.nn.conv2d`` both compiled."""
+        return self.fw.function(fn, jit_compile=False)
+
+    def wait(self, y: Tensor) -> None:
+        # On CPU, eager and tf.function calls return their results computed.
+        pass
+
 
 def _keras_conv2d() -> Any:
     import keras

@@ -20,9 +20,11 @@ def test_quick_run_times_every_method_on_every_workload(installed_builtin, tmp_p
     assert report.backend == installed_builtin.name
     assert report.sgemm_gflops > 0
     assert report.im2col_limit_bytes == chanconv.im2col_limit()
-    expected = {"auto", "direct", "im2col", "fourier", "fourier-kept"}
+    expected = {"auto", "direct", "im2col", "fourier", "fourier-kept", "auto-nhwc"}
     expected |= {"native"} if has_native(adapter) else set()
-    for w in bench.QUICK_WORKLOADS:
+    # The compiled pair: on the smoke run's first workload only (compiling takes seconds).
+    compiled = installed_builtin.name in ("torch", "tensorflow", "mxnet")
+    for i, w in enumerate(bench.QUICK_WORKLOADS):
         rows = {m.method: m for m in report.measurements
                 if m.workload == w.name and m.mode == "forward"}  # fmt: skip
         assert expected <= set(rows), (w.name, sorted(rows))
@@ -30,6 +32,12 @@ def test_quick_run_times_every_method_on_every_workload(installed_builtin, tmp_p
         if installed_builtin.name != "numpy":  # its own conv is always timed beside ours
             assert "framework-call" in rows
             assert rows["auto"].ratio_to_framework is not None
+            assert rows["auto"].reference == rows["auto-nhwc"].reference == "framework-call"
+        assert ("auto-compiled" in rows) == (compiled and i == 0)
+        if "auto-compiled" in rows:  # compiled against compiled, compiling not timed
+            assert rows["auto-compiled"].reference == "framework-compiled"
+            assert rows["auto-compiled"].ratio_to_framework is not None
+            assert rows["framework-compiled"].note.startswith("first call (compiling)")
         for m in rows.values():
             assert m.seconds > 0 and m.gflops > 0
             assert m.extra_memory_bytes <= m.peak_memory_bytes
@@ -52,12 +60,16 @@ def test_quick_run_times_every_method_on_every_workload(installed_builtin, tmp_p
     for w in bench.QUICK_WORKLOADS:
         row = next(line for line in summary.splitlines() if line.startswith(f"| {w.name} |"))
         cells = [c.strip() for c in row.strip("|").split("|")[1:]]
-        # each method's ratio, auto's fraction of the peak; then auto's training pair
-        assert len(cells) == len(expected) + 1 + (2 if training else 0)
-        assert cells[len(expected)].endswith("%")
+        # each method's ratio (auto-compiled's column is empty where it was not
+        # timed), auto's fraction of the peak; then auto's training pair
+        columns = len(expected) + compiled
+        assert len(cells) == columns + 1 + (2 if training else 0)
+        assert cells[columns].endswith("%")
         if training:  # every ratio was measured, the training pass too (a very slow
             # method on a busy machine may round to 0.00)
-            assert all(float(c) >= 0 for c in cells[: len(expected)] + cells[-2:-1])
+            timed = [c for c in cells[:columns] if c]
+            assert len(timed) == len(expected) + (compiled and w is bench.QUICK_WORKLOADS[0])
+            assert all(float(c) >= 0 for c in timed + cells[-2:-1])
             trained = {m.method for m in report.measurements
                        if m.workload == w.name and m.mode == "training"}  # fmt: skip
             reference = "torch-call" if installed_builtin.name == "numpy" else "framework-call"
@@ -66,6 +78,35 @@ def test_quick_run_times_every_method_on_every_workload(installed_builtin, tmp_p
     table = bench.format_table(report)
     assert "| auto | training |" in table or not training
     assert table.count("\n| ") == len(report.measurements) + 2  # header, rule, rows
+
+
+def test_compiled_rows_are_taken_against_the_compiled_reference():
+    refs = ["framework-call", "framework-nchw"]
+    timed = [*refs, "auto", "auto-nhwc", "framework-compiled", "auto-compiled"]
+    assert bench.reference_of("auto-compiled", refs, timed) == "framework-compiled"
+    assert bench.reference_of("auto-nhwc", refs, timed) == "framework-call"
+    assert bench.reference_of("framework-compiled", refs, timed) == "framework-call"
+    # no compiled reference timed: the workload's first reference; no reference: none
+    assert bench.reference_of("auto-compiled", refs, ["auto-compiled"]) == "framework-call"
+    assert bench.reference_of("auto", [], ["auto"]) is None
+
+
+def test_reports_from_before_the_reference_field_still_load(tmp_path):
+    report = _report("torch", {("seed", "auto", "forward"): 0.9})
+    data = json.loads(report.to_json())
+    for m in data["measurements"]:
+        del m["reference"]
+    path = tmp_path / "bench-torch.json"
+    path.write_text(json.dumps(data))
+    assert bench.load_report(path).measurements[0].reference == ""
+
+
+def test_summary_names_the_compiled_reference():
+    report = _report("torch", {("seed", "auto", "forward"): 0.9,
+                               ("seed", "auto-compiled", "forward"): 1.1})  # fmt: skip
+    summary = bench.summary_markdown([report])
+    assert "auto-compiled fwd (vs framework-compiled)" in summary
+    assert "| seed | 0.90 | 1.10 |" in summary
 
 
 def test_im2col_memory_stays_near_its_limit_beyond_the_result():

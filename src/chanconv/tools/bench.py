@@ -18,6 +18,7 @@ import random
 import threading
 import time
 import tracemalloc
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -91,6 +92,8 @@ class Measurement:
     note: str = ""
     #: "forward": conv2d alone; "training": forward and backward (gradients of x and k)
     mode: str = "forward"
+    #: the row ``ratio_to_framework`` is taken against ("" in reports from before the field)
+    reference: str = ""
 
 
 @dataclass
@@ -239,10 +242,11 @@ def framework_conv(
     backend: ArrayBackend, w: Workload, x: Tensor, k: Tensor
 ) -> list[tuple[str, Callable[[], object]]]:
     """The framework's own convolution, called directly on data in its preferred layout
-    (prepared here, outside the timing): the reference every ratio is taken against. NumPy
-    has none: it is compared with torch's, when torch is installed beside it. TensorFlow's
-    CPU convolution takes NHWC only, so its NCHW call (the same data chanconv is given,
-    transposed in and out) is timed too, as a second row."""
+    (prepared here, outside the timing): the first row is the reference every ratio is
+    taken against, auto-compiled's excepted (``PAIRED_REFERENCES``). NumPy has none: it is
+    compared with torch's, when torch is installed beside it. TensorFlow's CPU convolution
+    takes NHWC only, so its NCHW call (the same data chanconv is given, transposed in and
+    out) is timed too, as a second row."""
     p, s = w.padding, w.stride
     if backend.name in ("torch", "numpy"):
         try:
@@ -296,17 +300,97 @@ def _extension_references(
     return [("framework-compiled", partial(compiled, x, k)), eager]
 
 
+#: Rows whose ratio is taken against another row than the workload's first reference:
+#: chanconv compiled against the framework's own convolution compiled the same way.
+PAIRED_REFERENCES = {"auto-compiled": "framework-compiled"}
+
+#: Rows whose first call compiles (traces, hybridizes): made outside the timing, its time
+#: reported in the note.
+COMPILED_METHODS = ("framework-compiled", "auto-compiled")
+
+
+def reference_of(method: str, references: Sequence[str], timed: Sequence[str]) -> str | None:
+    """The row a method's ratio is taken against: its pair (``PAIRED_REFERENCES``) where
+    that was timed, else the workload's first reference; None where there is none."""
+    paired = PAIRED_REFERENCES.get(method)
+    if paired is not None and paired in timed:
+        return paired
+    return references[0] if references else None
+
+
+def _channels_last(backend: ArrayBackend, w: Workload, x: Tensor,
+                   k: Tensor) -> dict[str, Callable[[], object]]:  # fmt: skip
+    """chanconv's ``auto`` on the same data in NHWC (transposed here, outside the timing),
+    ``data_format="channels_last"``: the "auto-nhwc" row, against the first reference
+    (TensorFlow's is ``tf.nn.conv2d`` on NHWC data; torch's and MXNet's are NCHW, so
+    there the row shows what channels-last costs)."""
+    import numpy
+
+    nhwc = backend.asarray(numpy.ascontiguousarray(backend.to_numpy(x).transpose(0, 2, 3, 1)))
+    return {"auto-nhwc": partial(conv2d, nhwc, k, padding=w.padding, stride=w.stride,
+                                 data_format="channels_last")}  # fmt: skip
+
+
 def _compiled_methods(
     backend: ArrayBackend, w: Workload, x: Tensor, k: Tensor
 ) -> dict[str, Callable[[], object]]:
-    """chanconv's ``auto`` compiled by the framework (JAX: under ``jax.jit``)."""
+    """chanconv's ``auto`` compiled by the framework ("auto-compiled") and the framework's
+    own convolution compiled the same way ("framework-compiled", its reference): through
+    the Compiler extension (``torch.compile``, ``tf.function``, ``jax.jit``), and on MXNet
+    hybridized Gluon blocks. TensorFlow's pair runs on NHWC data, chanconv's call with
+    ``data_format="channels_last"``. JAX's framework-compiled row is its first reference
+    already (``_extension_references``)."""
+    if backend.name == "mxnet":
+        return _hybridized(backend, w, x, k)
     if not implements(backend, Compiler):
         return {}
+    compiler, p, s = cast(Compiler, backend), w.padding, w.stride
+    methods: dict[str, Callable[[], object]] = {}
+    data_format = "channels_first"
+    if backend.name == "torch":
+        f = backend.fw.nn.functional.conv2d  # type: ignore[attr-defined]
+
+        def own(x: Tensor, k: Tensor) -> Tensor:
+            return cast(Tensor, f(x, k, padding=p, stride=s))
+
+        methods["framework-compiled"] = partial(compiler.compile(own), x, k)
+    elif backend.name == "tensorflow":
+        tf = backend.fw  # type: ignore[attr-defined]
+        pads = ((0, 0), (p, p), (p, p), (0, 0))
+        fk = tf.transpose(k, (2, 3, 1, 0))
+
+        def tf_own(x: Tensor, k: Tensor) -> Tensor:
+            return cast(Tensor, tf.nn.conv2d(x, k, strides=s, padding=pads))
+
+        x, data_format = tf.transpose(x, (0, 2, 3, 1)), "channels_last"
+        methods["framework-compiled"] = partial(compiler.compile(tf_own), x, fk)
 
     def auto(x: Tensor, k: Tensor) -> Tensor:
-        return conv2d(x, k, padding=w.padding, stride=w.stride)
+        return conv2d(x, k, padding=p, stride=s, data_format=data_format)
 
-    return {"auto-compiled": partial(cast(Compiler, backend).compile(auto), x, k)}
+    methods["auto-compiled"] = partial(compiler.compile(auto), x, k)
+    return methods
+
+
+def _hybridized(backend: ArrayBackend, w: Workload, x: Tensor,
+                k: Tensor) -> dict[str, Callable[[], object]]:  # fmt: skip
+    """MXNet compiles blocks, not functions: a hybridized ``gluon.nn.Conv2D`` against a
+    hybridized ``chanconv.backends.mxnet.Conv2D``, both holding the kernel k (once
+    hybridized, chanconv's block runs MXNet's own Convolution in the graph)."""
+    mx = backend.fw  # type: ignore[attr-defined]
+    from chanconv.backends.mxnet import Conv2D
+    from chanconv.layers import LayerSpec
+
+    co, ci, kh, kw = w.kernel_shape
+    nx, nk = x.as_nd_ndarray(), k.as_nd_ndarray()
+    theirs = mx.gluon.nn.Conv2D(co, (kh, kw), strides=w.stride, padding=w.padding,
+                                in_channels=ci, use_bias=False)  # fmt: skip
+    theirs.initialize()
+    ours = Conv2D(LayerSpec(ci, co, (kh, kw), stride=w.stride, padding=w.padding, bias=False))
+    for block in (theirs, ours):
+        block.weight.set_data(nk)
+        block.hybridize(static_alloc=True, static_shape=True)
+    return {"framework-compiled": partial(theirs, nx), "auto-compiled": partial(ours, nx)}
 
 
 def training_calls(
@@ -446,9 +530,9 @@ def run_benchmarks(
         f"({backend.name}'s own matmul {own:.1f})"
     )
     rng = random.Random(0)
-    for w in QUICK_WORKLOADS if quick else WORKLOADS:
-        if only and w.name not in only:
-            continue
+    workloads = [w for w in (QUICK_WORKLOADS if quick else WORKLOADS)
+                 if not only or w.name in only]  # fmt: skip
+    for w in workloads:
         x, k = _random(backend, w.input_shape, rng), _random(backend, w.kernel_shape, rng)
         references = framework_conv(backend, w, x, k)
         methods: dict[str, Callable[[], object]] = dict(references)
@@ -457,7 +541,16 @@ def run_benchmarks(
             methods[algorithm] = partial(conv2d, x, k, padding=w.padding, stride=w.stride,
                                          algorithm=algorithm)  # fmt: skip
         methods.update(_kept_spectrum(backend, w, x, k))
-        methods.update(_compiled_methods(backend, w, x, k))
+        methods.update(_channels_last(backend, w, x, k))
+        if not quick or w is workloads[0]:
+            # A smoke run compiles once: torch.compile takes seconds per graph.
+            methods.update(_compiled_methods(backend, w, x, k))
+        notes = {}
+        for method in COMPILED_METHODS:
+            if method in methods:
+                notes[method] = (
+                    f"first call (compiling) {_first_call(backend, methods[method]):.2f} s"
+                )
         growth = {}
         for method, call in methods.items():
             # One call alone for memory, the first in a clean state.
@@ -477,12 +570,16 @@ def run_benchmarks(
             best.update(_best_times(runs, budget * len(runs), max_repeats))
         else:
             best = _best_times(runs, budget * len(runs), max_repeats)
-        reference_seconds = best[references[0][0]] if references else None
+        names = [m for m, _ in references]
+        reference_seconds = best[names[0]] if references else None
         for method, seconds in best.items():
-            report.measurements.append(
-                _measure(w, backend, method, seconds, peak, reference_seconds, growth[method])
-            )
-            say(f"  {w.name:<22} {method:<14} {seconds * 1e3:10.3f} ms")
+            against = reference_of(method, names, list(best))
+            m = _measure(w, backend, method, seconds, peak,
+                         None if against is None else best[against], growth[method],
+                         notes.get(method, ""))  # fmt: skip
+            m.reference = against or ""
+            report.measurements.append(m)
+            say(f"  {w.name:<22} {method:<18} {seconds * 1e3:10.3f} ms {m.note}".rstrip())
         if training and references:
             dy = _random(backend, _output_shape(w), rng)
             trains: dict[str, Callable[[], object]] = {
@@ -498,19 +595,19 @@ def run_benchmarks(
             for method, seconds in best.items():
                 m = _measure(w, backend, method, seconds, peak, best[reference], None,
                              flops=3 * w.flops)  # fmt: skip
-                m.mode = "training"
+                m.mode, m.reference = "training", reference
                 report.measurements.append(m)
-                say(f"  {w.name:<22} {method + ' fwd+bwd':<14} {seconds * 1e3:10.3f} ms")
+                say(f"  {w.name:<22} {method + ' fwd+bwd':<18} {seconds * 1e3:10.3f} ms")
         if w.loop_baseline:
             n = w.input_shape[0]
             start = time.perf_counter()
             d2l_loops(backend, x[0], k)
             seconds = (time.perf_counter() - start) * n
             note = f"one image timed, times {n}" if n > 1 else ""
-            report.measurements.append(
-                _measure(w, backend, "d2l-loops", seconds, peak, reference_seconds, None, note)
-            )
-            say(f"  {w.name:<22} {'d2l-loops':<14} {seconds * 1e3:10.3f} ms {note}")
+            m = _measure(w, backend, "d2l-loops", seconds, peak, reference_seconds, None, note)
+            m.reference = names[0] if references else ""
+            report.measurements.append(m)
+            say(f"  {w.name:<22} {'d2l-loops':<18} {seconds * 1e3:10.3f} ms {note}")
     return report
 
 
@@ -530,6 +627,17 @@ def _kept_spectrum(
 
 def _run_synced(backend: ArrayBackend, call: Callable[[], object]) -> None:
     _sync(backend, call())
+
+
+def _first_call(backend: ArrayBackend, call: Callable[[], object]) -> float:
+    """Seconds of a compiled call's first run, which compiles it."""
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        # torch.compile warns that it traces through chanconv's lru_cache'd geometry
+        # helpers; their results depend on shapes only, which it guards on.
+        warnings.simplefilter("ignore", UserWarning)
+        _run_synced(backend, call)
+    return time.perf_counter() - start
 
 
 def _measure(w: Workload, backend: ArrayBackend, method: str, seconds: float, peak: float,
@@ -585,7 +693,7 @@ def _chart(report: Report, path: Path) -> Path:
     ax = fig.add_subplot()
     workloads = list(dict.fromkeys(m.workload for m in report.measurements))
     methods = ("framework-compiled", "framework-call", "torch-call", "framework-nchw",
-               "auto-compiled", "auto", "direct", "im2col", "native", "fourier",
+               "auto-compiled", "auto", "auto-nhwc", "direct", "im2col", "native", "fourier",
                "fourier-kept")  # fmt: skip
     _gflops_bars(ax, report, workloads, methods, report.sgemm_gflops)
     ax.set_ylabel("GFLOP/s (float32)")
@@ -602,8 +710,9 @@ def format_table(report: Report) -> str:
              f"{report.framework_sgemm_gflops:.1f}), im2col limit "
              f"{report.im2col_limit_bytes / 2**20:g} MiB", "",
              "| workload | method | pass | ms | GFLOP/s | of peak | vs framework conv "
-             "| peak memory | beyond the result |",
-             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+             "| against | peak memory | beyond the result | note |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: "
+             "| --- |"]  # fmt: skip
     for m in report.measurements:
         ratio = "" if m.ratio_to_framework is None else f"{m.ratio_to_framework:.2f}x"
         measured = m.method != "d2l-loops" and m.mode == "forward"
@@ -611,7 +720,8 @@ def format_table(report: Report) -> str:
                          for b in (m.peak_memory_bytes, m.extra_memory_bytes))  # fmt: skip
         lines.append(f"| {m.workload} | {m.method} | {m.mode} | {m.seconds * 1e3:.3f} | "
                      f"{m.gflops:.1f} | "
-                     f"{m.peak_fraction:.0%} | {ratio} | {memory} | {extra} |")  # fmt: skip
+                     f"{m.peak_fraction:.0%} | {ratio} | {m.reference} | {memory} | {extra} | "
+                     f"{m.note} |")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -650,8 +760,9 @@ def _row(report: Report, workload: str, method: str, mode: str) -> Measurement |
 
 def summary_markdown(reports: list[Report]) -> str:
     """One table per backend: each method's forward ratio to the framework's own
-    convolution (throughput; above 1 is faster), ``auto``'s fraction of the SGEMM peak, and
-    the same two figures for training (forward and backward)."""
+    convolution (throughput; above 1 is faster; ``auto-compiled`` to the framework's
+    compiled), ``auto``'s fraction of the SGEMM peak, and the same two figures for training
+    (forward and backward)."""
     peak = machine_peak(reports)
     lines = [f"SGEMM peak: {peak:.1f} GFLOP/s (float32, the fastest 2048x2048 matmul of "
              "NumPy's and each framework's own, over these runs)", "",
@@ -663,11 +774,21 @@ def summary_markdown(reports: list[Report]) -> str:
         forward = {m.method for m in r.measurements if m.mode == "forward"}
         methods = [
             m
-            for m in ("auto", "im2col", "direct", "native", "fourier", "fourier-kept")
+            for m in (
+                "auto",
+                "im2col",
+                "direct",
+                "native",
+                "fourier",
+                "fourier-kept",
+                "auto-nhwc",
+                "auto-compiled",
+            )
             if m in forward
         ]
         training = any(m.mode == "training" for m in r.measurements)
-        head = [f"{m} fwd" for m in methods] + ["auto fwd, of SGEMM peak"]
+        head = [f"{m} fwd" + (f" (vs {PAIRED_REFERENCES[m]})" if m in PAIRED_REFERENCES else "")
+                for m in methods] + ["auto fwd, of SGEMM peak"]  # fmt: skip
         head += ["auto fwd+bwd", "auto fwd+bwd, of SGEMM peak"] if training else []
         lines += ["", f"**{r.backend} {r.framework_version}**, ratios to {reference}:", "",
                   "| workload | " + " | ".join(head) + " |",
