@@ -28,7 +28,14 @@ from typing import Any, cast
 from chanconv.algorithms import has_native, im2col_limit
 from chanconv.cost import conv2d_cost
 from chanconv.operations import conv2d, conv2d_vjp
-from chanconv.protocol import ArrayBackend, Compiler, NativeConv2d, Tensor, implements
+from chanconv.protocol import (
+    ArrayBackend,
+    Compiler,
+    ConformanceHelpers,
+    NativeConv2d,
+    Tensor,
+    implements,
+)
 from chanconv.registry import get_adapter
 
 
@@ -229,7 +236,14 @@ def _random(backend: ArrayBackend, shape: tuple[int, ...], rng: random.Random) -
 
 
 def _sync(backend: ArrayBackend, y: Tensor) -> None:
-    """Wait for the result: MXNet and JAX compute asynchronously."""
+    """Wait for the result (or each of a tuple of gradients): MXNet and JAX compute
+    asynchronously."""
+    if isinstance(y, (list, tuple)):
+        for part in y:
+            _sync(backend, part)
+        return
+    if not backend.is_tensor(y):  # already on the host (a helper's NumPy copy)
+        return
     if implements(backend, Compiler):
         cast(Compiler, backend).wait(y)
         return
@@ -400,19 +414,19 @@ def training_calls(
     the framework's own convolution under its own autograd (the reference), then chanconv's
     ``auto`` under the same autograd; NumPy, which has none, runs ``conv2d`` and
     ``conv2d_vjp`` against torch's, as in the forward table."""
-    p = w.padding
+    p, s = w.padding, w.stride
     if backend.name == "numpy":
         import torch
 
         tx, tk, tdy = (torch.as_tensor(a).requires_grad_(i < 2) for i, a in enumerate((x, k, dy)))
 
         def torch_train() -> object:
-            y = torch.nn.functional.conv2d(tx, tk, padding=p)
+            y = torch.nn.functional.conv2d(tx, tk, padding=p, stride=s)
             return torch.autograd.grad(y, (tx, tk), tdy)
 
         def numpy_train() -> object:
-            conv2d(x, k, padding=p)
-            return conv2d_vjp(x, k, dy, padding=p)
+            conv2d(x, k, padding=p, stride=s)
+            return conv2d_vjp(x, k, dy, padding=p, stride=s)
 
         return [("torch-call", torch_train), ("auto", numpy_train)]
     if backend.name == "torch":
@@ -421,10 +435,10 @@ def training_calls(
         tx, tk = x.detach().requires_grad_(), k.detach().requires_grad_()
 
         def own() -> object:
-            return torch.autograd.grad(f(tx, tk, padding=p), (tx, tk), dy)
+            return torch.autograd.grad(f(tx, tk, padding=p, stride=s), (tx, tk), dy)
 
         def ours() -> object:
-            return torch.autograd.grad(conv2d(tx, tk, padding=p), (tx, tk), dy)
+            return torch.autograd.grad(conv2d(tx, tk, padding=p, stride=s), (tx, tk), dy)
 
         return [("framework-call", own), ("auto", ours)]
     if backend.name == "tensorflow":
@@ -436,13 +450,13 @@ def training_calls(
         def tf_own() -> object:
             with tf.GradientTape() as tape:
                 tape.watch([fx, fk])
-                y = tf.nn.conv2d(fx, fk, strides=1, padding=pads)
+                y = tf.nn.conv2d(fx, fk, strides=s, padding=pads)
             return tape.gradient(y, [fx, fk], output_gradients=fdy)
 
         def tf_ours() -> object:
             with tf.GradientTape() as tape:
                 tape.watch([x, k])
-                y = conv2d(x, k, padding=p)
+                y = conv2d(x, k, padding=p, stride=s)
             return tape.gradient(y, [x, k], output_gradients=dy)
 
         return [("framework-call", tf_own), ("auto", tf_ours)]
@@ -456,21 +470,47 @@ def training_calls(
 
         def mx_own() -> object:
             with mx.autograd.record():
-                y = mx.nd.Convolution(nx, nk, kernel=(kh, kw), pad=(p, p), num_filter=co,
-                                      no_bias=True)  # fmt: skip
+                y = mx.nd.Convolution(nx, nk, kernel=(kh, kw), pad=(p, p), stride=(s, s),
+                                      num_filter=co, no_bias=True)  # fmt: skip
             y.backward(ndy)
             nk.grad.wait_to_read()
             return nx.grad
 
         def mx_ours() -> object:
             with mx.autograd.record():
-                y = conv2d(cx, ck, padding=p)
+                y = conv2d(cx, ck, padding=p, stride=s)
             y.backward(dy)
             ck.grad.wait_to_read()
             return cx.grad
 
         return [("framework-call", mx_own), ("auto", mx_ours)]
-    return []
+    return _helper_training(backend, w, x, k, dy)
+
+
+def _helper_training(
+    backend: ArrayBackend, w: Workload, x: Tensor, k: Tensor, dy: Tensor
+) -> list[tuple[str, Callable[[], object]]]:
+    """Any other backend with its own convolution: gradients by the framework's autograd
+    as its conformance helpers take them (``FrameworkHelpers.gradients``, eager; JAX:
+    ``jax.grad``) of ``sum(conv * dy)``, the framework's own convolution against
+    chanconv's ``auto``. Both pay the helpers' copy of the two gradients to NumPy."""
+    if not (has_native(backend) and implements(backend, ConformanceHelpers)):
+        return []
+    helpers = cast(ConformanceHelpers, backend).conformance_helpers()
+    native, stride, pads = cast(NativeConv2d, backend), (w.stride,) * 2, (w.padding,) * 2
+
+    def own(x: Tensor, k: Tensor) -> Tensor:
+        y = native.conv2d_native(x, k, stride=stride, padding=pads, dilation=(1, 1), groups=1)
+        return backend.sum(y * dy)
+
+    def ours(x: Tensor, k: Tensor) -> Tensor:
+        return backend.sum(conv2d(x, k, padding=w.padding, stride=w.stride) * dy)
+
+    def same(t: Tensor) -> Tensor:
+        return t
+
+    return [("framework-call", partial(helpers.gradients, same, own, [x, k])),
+            ("auto", partial(helpers.gradients, same, ours, [x, k]))]  # fmt: skip
 
 
 def d2l_loops(backend: ArrayBackend, x: Tensor, k: Tensor) -> Tensor:
@@ -504,7 +544,9 @@ def sgemm_gflops(backend: ArrayBackend, n: int = 2048, budget: float = 1.0) -> f
 
 
 def _output_shape(w: Workload) -> tuple[int, int, int, int]:
-    shape = conv2d_cost(w.input_shape, w.kernel_shape, padding=w.padding).output_shape
+    shape = conv2d_cost(
+        w.input_shape, w.kernel_shape, padding=w.padding, stride=w.stride
+    ).output_shape
     return (shape[0], shape[1], shape[2], shape[3])
 
 
@@ -580,11 +622,12 @@ def run_benchmarks(
             m.reference = against or ""
             report.measurements.append(m)
             say(f"  {w.name:<22} {method:<18} {seconds * 1e3:10.3f} ms {m.note}".rstrip())
+        trains: dict[str, Callable[[], object]] = {}
         if training and references:
             dy = _random(backend, _output_shape(w), rng)
-            trains: dict[str, Callable[[], object]] = {
-                m: partial(_run_synced, backend, c) for m, c in training_calls(backend, w, x, k, dy)
-            }
+            trains = {m: partial(_run_synced, backend, c)
+                      for m, c in training_calls(backend, w, x, k, dy)}  # fmt: skip
+        if trains:  # empty where the framework's autograd cannot be reached
             reference = next(iter(trains))
             if backend.name == "numpy":  # torch apart, as above
                 best = _best_times({reference: trains.pop(reference)}, budget, max_repeats)
