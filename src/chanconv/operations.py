@@ -506,11 +506,17 @@ def _conv2d_channels_last(
 ) -> Tensor:  # fmt: skip
     """conv2d on channels-last X. Where the native algorithm runs (explicitly, or as
     ``auto``'s rule chooses it) on an adapter with ``NativeChannelsLast``, X goes to the
-    framework's channels-last kernel as it is: no permute of X or of the result. Otherwise
-    X is permuted to channels first and the result back. Under ``set_autotune(True)``,
-    ``auto`` takes the permuted path, whose channels-first algorithms the tuner measures."""
+    framework's channels-last kernel as it is: no permute of X or of the result. A 1x1
+    kernel at stride 1 with no padding and one group, where ``auto`` (or an explicit
+    ``im2col``) would multiply matrices anyway, is on every backend one matmul of X's
+    pixels (n*h*w, ci) by K's (ci, co): channels last is that matmul's own layout.
+    Otherwise X is permuted to channels first and the result back. Under
+    ``set_autotune(True)``, ``auto`` takes the permuted path, whose channels-first
+    algorithms the tuner measures."""
     check_data_format(data_format, "conv2d")
-    direct_ok = algorithm == "native" or (algorithm == "auto" and not autotune_enabled())
+    direct_ok = algorithm in ("native", "im2col") or (
+        algorithm == "auto" and not autotune_enabled()
+    )
     key: tuple[object, ...] | None = None
     if direct_ok:
         try:
@@ -521,31 +527,36 @@ def _conv2d_channels_last(
             plan = _plans.get(key)
         except (AttributeError, TypeError):  # lists have no shape; list arguments don't hash
             key, plan = None, None
-        if plan is not None:
-            backend, g, dtype, unbatched, casts, _ = plan
+        if plan is not None and plan[5] != "permute":
+            backend, g, dtype, unbatched, casts, route = plan
             tensors = [backend.asarray(X), backend.asarray(K)]
             if bias is not None:
                 tensors.append(backend.asarray(bias))
             if casts:
                 tensors = [backend.astype(t, dtype) if c else t
                            for t, c in zip(tensors, casts, strict=True)]  # fmt: skip
-            return _run_channels_last(backend, g, unbatched, tensors, X)
+            return _run_channels_last(backend, g, unbatched, tensors, X, route)
     backend, like = _channels_last_call("conv2d", data_format, X, K, bias)
-    if direct_ok and has_native_channels_last(backend):
+    if direct_ok and plan is None:
         backend, g, ops, unbatched = _conv_operands(
             "conv2d", X, K, bias, stride, padding, dilation, groups, None, algorithm,
             channels_last=True,
         )  # fmt: skip
         dtype, tensors = unify_dtypes(backend, *ops)
         chosen = choose_algorithm(backend, g, dtype) if algorithm == "auto" else algorithm
-        if chosen == "native" and native_limit(backend, g, dtype) is None:
-            if key is not None and all(op.is_tensor for op in ops):
-                if len(_plans) >= _MAX_PLANS:
-                    _plans.clear()
-                casts = tuple(op.dtype != dtype for op in ops)
-                _plans[key] = (backend, g, dtype, unbatched, casts if any(casts) else (),
-                               "native")  # fmt: skip
-            return _run_channels_last(backend, g, unbatched, tensors, kind_source(*ops))
+        route = "permute"
+        if (chosen == "native" and has_native_channels_last(backend)
+                and native_limit(backend, g, dtype) is None):  # fmt: skip
+            route = "native"
+        elif chosen == "im2col" and g.pointwise and g.groups == 1 and None not in (g.h, g.w):
+            route = "pointwise"
+        if key is not None and all(op.is_tensor for op in ops):
+            if len(_plans) >= _MAX_PLANS:
+                _plans.clear()
+            casts = tuple(op.dtype != dtype for op in ops)
+            _plans[key] = (backend, g, dtype, unbatched, casts if any(casts) else (), route)
+        if route != "permute":
+            return _run_channels_last(backend, g, unbatched, tensors, kind_source(*ops), route)
     x = _from_channels_last(backend, "X", X)
     y = conv2d(x, K, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
                algorithm=algorithm)  # fmt: skip
@@ -554,11 +565,18 @@ def _conv2d_channels_last(
 
 def _run_channels_last(
     backend: ArrayBackend, g: ConvGeometry, unbatched: bool, tensors: list[Tensor],
-    like: object | None,
+    like: object | None, route: str,
 ) -> Tensor:  # fmt: skip
-    """The native algorithm on channels-last X, checked and converted: no permute of X or
-    of the result."""
+    """The native algorithm, or the pointwise matmul (``route``), on channels-last X,
+    checked and converted: no permute of X or of the result."""
     _, ci, h, w = g.input_shape
+    if route == "pointwise":  # (pixels, ci) @ (ci, co); unbatched X is pixels already
+        k = backend.permute_dims(backend.reshape(tensors[1], (g.co, ci)), (1, 0))
+        y = backend.matmul(backend.reshape(tensors[0], (-1, ci)), k)
+        if len(tensors) == 3:
+            y = y + tensors[2]
+        shape = (h, w, g.co) if unbatched else (-1, h, w, g.co)
+        return _in_kind_of(backend, backend.reshape(y, shape), like)
     x = _with_batch(backend, tensors[0], (h, w, ci)) if unbatched else tensors[0]
     y = convolve_native_channels_last(backend, x, tensors[1], g)
     if len(tensors) == 3:  # (co,) broadcasts over the last axis

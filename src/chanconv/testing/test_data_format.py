@@ -163,6 +163,51 @@ def test_channels_last_native_permutes_neither_x_nor_y(adapter, case, monkeypatc
                 assert xs.shape in permuted, (algorithm, permuted)  # permuted to channels first
 
 
+def test_channels_last_pointwise_is_one_matmul(adapter, backend_name, monkeypatch):
+    """A 1x1 kernel at stride 1, unpadded, one group: channels last is the matmul's own
+    layout, so ``im2col`` (and ``auto`` where its rule multiplies matrices) permutes
+    neither X nor the result, on every backend; equal to the oracle batched and unbatched,
+    with and without bias, and differentiated by the framework's autograd."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 5, 6, 8)).astype("float32")
+    k = rng.standard_normal((3, 8, 1, 1)).astype("float32")
+    b = rng.standard_normal(3).astype("float32")
+    permuted: list[tuple[int, ...]] = []
+    permute = adapter.permute_dims
+
+    def spy(t, axes):
+        permuted.append(tuple(adapter.shape(t)))
+        return permute(t, axes)
+
+    monkeypatch.setattr(adapter, "permute_dims", spy)
+    for algorithm in ("im2col", "im2col", "auto"):  # twice: the remembered plan too
+        for xs in (x, x[0]):
+            for bias in (None, b):
+                want = _oracle_last(xs, k, bias, {})
+                permuted.clear()
+                y = chanconv.conv2d(adapter.asarray(xs), adapter.asarray(k),
+                                    None if bias is None else adapter.asarray(bias),
+                                    algorithm=algorithm, data_format="channels_last")  # fmt: skip
+                assert adapter.shape(y) == want.shape
+                np.testing.assert_allclose(adapter.to_numpy(y), want, rtol=1e-4, atol=1e-4)
+                if algorithm == "im2col":
+                    assert xs.shape not in permuted and want.shape not in permuted, permuted
+    monkeypatch.undo()
+    dy = rng.standard_normal((2, 5, 6, 3)).astype("float32")
+    ex, ek, _ = oracle.conv2d_vjp(x.transpose(NCHW), k, dy.transpose(NCHW), stride=(1, 1),
+                                  pads=(0, 0, 0, 0), groups=1)  # fmt: skip
+
+    def loss(X, K, B):
+        y = chanconv.conv2d(X, K, B, algorithm="im2col", data_format="channels_last")
+        return frameworks.weighted_sum(backend_name, y, dy)
+
+    got = frameworks.gradients(frameworks.kinds(backend_name)[0], loss, [x, k, b], "float32")
+    if got is not None:  # NumPy has no autograd: conv2d_vjp is tested beside
+        np.testing.assert_allclose(got[0], ex.transpose(NHWC), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(got[1], ek, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(got[2], dy.sum(axis=(0, 1, 2)), rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("case", [c[0] for c in NATIVE_CASES])
 def test_gradients_through_channels_last_native(adapter, backend_name, case):
     """The framework's autograd (GradientTape on TensorFlow) differentiates the
