@@ -176,5 +176,9 @@ if not any(isinstance(finder, _BackendModules) for finder in sys.meta_path):
 
 # The adapter table (an entry-point scan, no framework imported) is read now, not on the
 # first operation: that call may be inside torch.compile, which cannot trace
-# importlib.metadata.
-registry.adapters()
+# importlib.metadata. Unless a plugin is importing chanconv from its own package (its
+# entry point's module not yet complete): then on first use, once the plugin is imported.
+try:
+    registry.adapters()
+except registry.PluginStillImporting:
+    pass

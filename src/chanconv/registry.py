@@ -52,9 +52,22 @@ _global_choice: str | None = None
 _scoped_choice: ContextVar[str | None] = ContextVar("chanconv_backend", default=None)
 
 
+class PluginStillImporting(ImportError):
+    """An entry point names a module that is itself in the middle of being imported: a
+    plugin whose package imports chanconv (``import chanconv_jax`` before ``import
+    chanconv``). The adapter table is then read on first use instead."""
+
+
 def _load_adapter(target: str) -> ArrayBackend:
     module_name, _, attr = target.partition(":")
-    adapter = getattr(import_module(module_name), attr)()
+    module = import_module(module_name)
+    cls = getattr(module, attr, None)
+    if cls is None:
+        spec = getattr(module, "__spec__", None)
+        if spec is not None and getattr(spec, "_initializing", False):
+            raise PluginStillImporting(f"{module_name} is still being imported")
+        raise AttributeError(f"{target}: module {module_name!r} has no attribute {attr!r}")
+    adapter = cls()
     if not isinstance(adapter, ArrayBackend):
         raise TypeError(f"{target} does not implement chanconv.protocol.ArrayBackend")
     return adapter

@@ -180,3 +180,43 @@ def test_register_refuses_an_object_that_is_not_an_adapter():
         chanconv.register(Half())  # type: ignore[arg-type]
     assert "half" not in chanconv.adapters()
     assert chanconv.backend_for(np.ones(2)).name == "numpy"
+
+
+
+def test_a_plugin_imported_before_chanconv_loads(grid_site, tmp_path, run_python):
+    """A plugin package that imports chanconv at its top (as chanconv-jax does), imported
+    before chanconv: chanconv's import reads the entry points, which name the plugin's
+    module, still half imported. chanconv then reads its table on first use, and the
+    plugin imported first works as if imported second."""
+    plugin = tmp_path / "plugin"
+    plugin.mkdir()
+    (plugin / "chanconv_test_eager.py").write_text(
+        "import chanconv  # before the adapter class exists\n"
+        "from chanconv_test_grid import GridBackend\n"
+    )
+    dist = plugin / "chanconv_test_eager-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: chanconv-test-eager\nVersion: 1.0\n"
+    )
+    (dist / "entry_points.txt").write_text(
+        "[chanconv.backends]\ngrid = chanconv_test_eager:GridBackend\n"
+    )
+    code = textwrap.dedent(
+        f"""
+        import json, sys
+        sys.path[:0] = {[str(grid_site), str(plugin)]!r}
+
+        import chanconv_test_eager
+        import chanconv
+
+        with chanconv.use_backend("grid") as adapter:
+            y = chanconv.corr2d_multi_in({X!r}, {K!r})
+        print(json.dumps({{"adapter": type(adapter).__module__, "y": y.tolist(),
+                          "numpy": "numpy" in chanconv.adapters()}}))
+        """
+    )
+    proc = run_python("-c", code)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report == {"adapter": "chanconv_test_grid", "y": MULTI_IN, "numpy": True}
