@@ -182,7 +182,6 @@ def test_register_refuses_an_object_that_is_not_an_adapter():
     assert chanconv.backend_for(np.ones(2)).name == "numpy"
 
 
-
 def test_a_plugin_imported_before_chanconv_loads(grid_site, tmp_path, run_python):
     """A plugin package that imports chanconv at its top (as chanconv-jax does), imported
     before chanconv: chanconv's import reads the entry points, which name the plugin's
