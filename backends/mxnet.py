@@ -8,13 +8,13 @@ import importlib
 import math
 import random
 from collections.abc import Sequence
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from chanconv.adapter import Adapter
 from chanconv.d2l import NUMPY_D2L_ALIASES
 from chanconv.geometry import conv_geometry
-from chanconv.layers import LayerSpec
+from chanconv.layers import LayerSpec, layer_class_on_first_use
 from chanconv.protocol import Tensor
 from chanconv.workarounds import NativeLimit
 
@@ -55,12 +55,9 @@ class MxnetBackend(Adapter):
         # MXNet's C reshape: a view, recorded for autograd like the operator, in one C call
         # instead of an operator invocation (about 4 us against 35 us here, per call, and
         # the section's example makes three).
-        base, ctypes = self._mx_base, self._ctypes
-        handle = base.NDArrayHandle()
-        base.check_call(base._LIB.MXNDArrayReshape64(
-            x.handle, len(shape), base.c_array(ctypes.c_int64, shape), False,
-            ctypes.byref(handle)))  # fmt: skip
-        return self._np_ndarray(handle=handle, writable=x.writable)
+        base = self._mx_base
+        return self._view(x, base._LIB.MXNDArrayReshape64, len(shape),
+                          base.c_array(self._ctypes.c_int64, shape), False)  # fmt: skip
 
     def _as_np(self, x: Any) -> Any:
         """An ``mx.nd`` array as an ``mx.np`` one sharing its memory, as ``as_np_ndarray``
@@ -68,9 +65,14 @@ class MxnetBackend(Adapter):
         without that method's storage query and import (a third of a small call's cost)."""
         if type(x) is not self._nd_ndarray:
             return x.as_np_ndarray()  # sparse: MXNet's own refusal
+        return self._view(x, self._mx_base._LIB.MXShallowCopyNDArray)
+
+    def _view(self, x: Any, c_function: Any, *arguments: Any) -> Any:
+        """An ``mx.np`` array on the new handle that MXNet's C function makes from x's
+        (called as ``c_function(x.handle, *arguments, &handle)``)."""
         base = self._mx_base
         handle = base.NDArrayHandle()
-        base.check_call(base._LIB.MXShallowCopyNDArray(x.handle, self._ctypes.byref(handle)))
+        base.check_call(c_function(x.handle, *arguments, self._ctypes.byref(handle)))
         return self._np_ndarray(handle=handle, writable=x.writable)
 
     @cached_property
@@ -126,16 +128,9 @@ class MxnetBackend(Adapter):
         half = x.dtype == self._float16
         if half:  # MXNet's CPU convolution has no float16 kernel either
             x, k = x.astype("float32"), k.astype("float32")
-        settings = (co, kh, kw, stride, padding, dilation, groups)
-        parameters = self._parameters.get(settings)
-        if parameters is None:
-            parameters = self._parameters[settings] = _convolution_parameters(*settings)
+        parameters = _convolution_parameters(co, kh, kw, stride, padding, dilation, groups)
         y = self._convolution(x, k, None, **parameters)
         return y.astype("float16") if half else y
-
-    @cached_property
-    def _parameters(self) -> dict[tuple[Any, ...], dict[str, Any]]:
-        return {}
 
     @cached_property
     def _float16(self) -> Any:
@@ -222,17 +217,18 @@ def _gluon_conv2d() -> Any:
                         dilate=g.dilation, pad=g.symmetric_padding, num_filter=s.out_channels,
                         num_group=s.groups, no_bias=bias is None, layout="NCHW")  # fmt: skip
 
-    Conv2D.__module__, Conv2D.__qualname__ = __name__, "Conv2D"
     return Conv2D
 
 
+@lru_cache(maxsize=1024)
 def _convolution_parameters(
     co: int, kh: int, kw: int, stride: tuple[int, int], padding: tuple[int, int],
     dilation: tuple[int, int], groups: int,
 ) -> dict[str, Any]:  # fmt: skip
     """The Convolution operator's parameters, those at MXNet's default left out: MXNet
     parses every parameter from a string on each call (about 4 us apiece here), which on
-    the section's small example is most of chanconv's cost over a direct call."""
+    the section's small example is most of chanconv's cost over a direct call. Made
+    once per setting; the caller only unpacks the mapping."""
     parameters: dict[str, Any] = {"kernel": (kh, kw), "num_filter": co, "no_bias": True}
     for name, value, default in (("stride", stride, (1, 1)), ("dilate", dilation, (1, 1)),
                                  ("pad", padding, (0, 0)), ("num_group", groups, 1)):  # fmt: skip
@@ -241,16 +237,6 @@ def _convolution_parameters(
     return parameters
 
 
-def _conv2d_class() -> Any:
-    cls = globals().get("Conv2D")
-    if cls is None:
-        cls = globals()["Conv2D"] = _gluon_conv2d()
-    return cls
-
-
-def __getattr__(name: str) -> Any:
-    # The Gluon block class, made on first use so that importing this adapter does not
-    # import MXNet; then a plain module attribute: chanconv.backends.mxnet.Conv2D.
-    if name == "Conv2D":
-        return _conv2d_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# Made on first use, so that importing this adapter imports no framework; then the
+# module's attribute chanconv.backends.mxnet.Conv2D.
+_conv2d_class, __getattr__ = layer_class_on_first_use(__name__, _gluon_conv2d)

@@ -9,7 +9,7 @@ from typing import Any
 
 from chanconv.adapter import Adapter
 from chanconv.geometry import ConvGeometry, as_pair
-from chanconv.layers import LayerSpec
+from chanconv.layers import LayerSpec, layer_class_on_first_use
 from chanconv.protocol import Tensor
 from chanconv.workarounds import NativeLimit
 
@@ -255,7 +255,6 @@ def _keras_conv2d() -> Any:
                 "data_format": s.data_format,
             }  # fmt: skip
 
-    Conv2D.__module__, Conv2D.__qualname__ = __name__, "Conv2D"
     return Conv2D
 
 
@@ -264,17 +263,6 @@ def _plain(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def _conv2d_class() -> Any:
-    cls = globals().get("Conv2D")
-    if cls is None:
-        cls = globals()["Conv2D"] = _keras_conv2d()
-    return cls
-
-
-def __getattr__(name: str) -> Any:
-    # The Keras layer class, made on first use so that importing this adapter imports
-    # neither TensorFlow nor Keras; then an ordinary module attribute, so its import path
-    # chanconv.backends.tensorflow.Conv2D serves pickling, isinstance and Keras's registry.
-    if name == "Conv2D":
-        return _conv2d_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# Made on first use, so that importing this adapter imports no framework; then the
+# module's attribute chanconv.backends.tensorflow.Conv2D.
+_conv2d_class, __getattr__ = layer_class_on_first_use(__name__, _keras_conv2d)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from chanconv.adapter import Adapter
-from chanconv.layers import LayerSpec
+from chanconv.layers import LayerSpec, layer_class_on_first_use
 from chanconv.protocol import Tensor
 from chanconv.workarounds import NativeLimit
 
@@ -130,20 +130,9 @@ def _torch_conv2d() -> Any:
         def forward(self, x: Any) -> Any:
             return self.spec.forward(x, self.weight, self.bias)
 
-    Conv2D.__module__, Conv2D.__qualname__ = __name__, "Conv2D"
     return Conv2D
 
 
-def _conv2d_class() -> Any:
-    cls = globals().get("Conv2D")
-    if cls is None:
-        cls = globals()["Conv2D"] = _torch_conv2d()
-    return cls
-
-
-def __getattr__(name: str) -> Any:
-    # The module class, made on first use so that importing this adapter does not import
-    # torch; then a plain module attribute: chanconv.backends.torch.Conv2D.
-    if name == "Conv2D":
-        return _conv2d_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# Made on first use, so that importing this adapter imports no framework; then the
+# module's attribute chanconv.backends.torch.Conv2D.
+_conv2d_class, __getattr__ = layer_class_on_first_use(__name__, _torch_conv2d)

@@ -382,7 +382,7 @@ def window_spans(
 
 def source_window(
     x: Tensor, g: ConvGeometry, i: int, j: int, tile: Tile, rows: tuple[int, int],
-    cols: tuple[int, int], c: tuple[int, int],
+    cols: tuple[int, int],
 ) -> Tensor:  # fmt: skip
     """The unpadded input pixels (nb, channels, rows, cols) that offset (i, j) meets in the
     valid part of a tile."""
@@ -391,39 +391,33 @@ def source_window(
     pt, _, pl, _ = g.pads
     y0, x0 = (r0 + rows[0]) * sh + i * dh - pt, cols[0] * sw + j * dw - pl
     y1, x1 = y0 + (rows[1] - rows[0] - 1) * sh + 1, x0 + (cols[1] - cols[0] - 1) * sw + 1
-    return x[b0:b1, c[0] : c[1], y0:y1:sh, x0:x1:sw]
+    return x[b0:b1, :, y0:y1:sh, x0:x1:sw]
 
 
 def unfold_into(
-    backend: InPlaceBackend, x: Tensor, g: ConvGeometry, tile: Tile, cols: Tensor, dtype: str
+    backend: InPlaceBackend, x: Tensor, g: ConvGeometry, tile: Tile, cols: Tensor
 ) -> None:
     """Every window of a tile written into ``cols`` (ci, kh, kw, nb, tr, ow) from the
-    unpadded input, the part that meets padding set to zero."""
-    spans = list(window_spans(g, tile))
+    unpadded input, the part that meets padding set to zero. On one thread: a thread pool
+    over channel slices was measured slower (the d2l layer on NumPy, one run on a loaded
+    2-core machine: 50 s with two threads, 21 s with one), BLAS's worker threads spinning
+    on both cores for a while after each matmul."""
     tr = tile[3] - tile[2]
-
-    def work(c0: int, c1: int) -> None:
-        for i, j, (ra, rb), (ca, cb) in spans:
-            dst = cols[c0:c1, i, j]  # (c, nb, tr, ow)
-            if ra >= rb or ca >= cb:
-                backend.write(dst, 0.0)
-                continue
-            if ra > 0:
-                backend.write(dst[:, :, :ra], 0.0)
-            if rb < tr:
-                backend.write(dst[:, :, rb:], 0.0)
-            if ca > 0:
-                backend.write(dst[:, :, ra:rb, :ca], 0.0)
-            if cb < g.ow:
-                backend.write(dst[:, :, ra:rb, cb:], 0.0)
-            src = source_window(x, g, i, j, tile, (ra, rb), (ca, cb), (c0, c1))
-            backend.write(dst[:, :, ra:rb, ca:cb], backend.permute_dims(src, (1, 0, 2, 3)))
-
-    # One thread. A thread pool over channel slices was measured slower (the d2l layer on
-    # NumPy, one run on a loaded 2-core machine: 50 s with two threads, 21 s with one):
-    # BLAS's worker threads keep spinning on both cores for a while after each matmul, and
-    # unfolding threads between two matmuls compete with them.
-    work(0, g.ci)
+    for i, j, (ra, rb), (ca, cb) in window_spans(g, tile):
+        dst = cols[:, i, j]  # (ci, nb, tr, ow)
+        if ra >= rb or ca >= cb:
+            backend.write(dst, 0.0)
+            continue
+        if ra > 0:
+            backend.write(dst[:, :, :ra], 0.0)
+        if rb < tr:
+            backend.write(dst[:, :, rb:], 0.0)
+        if ca > 0:
+            backend.write(dst[:, :, ra:rb, :ca], 0.0)
+        if cb < g.ow:
+            backend.write(dst[:, :, ra:rb, cb:], 0.0)
+        src = source_window(x, g, i, j, tile, (ra, rb), (ca, cb))
+        backend.write(dst[:, :, ra:rb, ca:cb], backend.permute_dims(src, (1, 0, 2, 3)))
 
 
 def _im2col_inplace(
@@ -440,7 +434,7 @@ def _im2col_inplace(
         size = g.ci * g.kh * g.kw * nb * tr * g.ow
         flat = scratch(backend, "columns", size, dtype)
         cols = backend.reshape(flat, (g.ci, g.kh, g.kw, nb, tr, g.ow))
-        unfold_into(backend, x, g, tile, cols, dtype)
+        unfold_into(backend, x, g, tile, cols)
         # y[:, b0:b1, r0:r1] is one contiguous run per output channel (whole images, or
         # rows of one image), so this reshape is a view and the matmul writes into y.
         out = backend.reshape(y[:, b0:b1, r0:r1], (G, g.co // G, nb * tr * g.ow))

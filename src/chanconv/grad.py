@@ -52,7 +52,7 @@ def _vjp_inplace(
         size = g.ci * g.kh * g.kw * m
         flat = scratch(backend, "columns", size, dtype)
         cols = backend.reshape(flat, (g.ci, g.kh, g.kw, nb, tr, g.ow))
-        unfold_into(backend, x, g, tile, cols, dtype)
+        unfold_into(backend, x, g, tile, cols)
         # dK^T += columns @ dY^T, not dK += dY @ columns^T: NumPy's batched matmul runs the
         # former in BLAS and the latter (a transposed right operand with a long inner
         # dimension) in its own loop, 100x slower on LeNet's second layer.
@@ -62,25 +62,20 @@ def _vjp_inplace(
         )
         # The column gradient reuses the column buffer: the columns are no longer needed.
         backend.matmul_into(k2t, dyt, backend.reshape(flat, (G, K, m)))
-        _fold_into(backend, dx, g, tile, cols, dtype)
+        _fold_into(backend, dx, g, tile, cols)
     return dx, backend.reshape(backend.permute_dims(dk2t, (0, 2, 1)), g.kernel_shape)
 
 
 def _fold_into(
-    backend: InPlaceBackend, dx: Tensor, g: ConvGeometry, tile: Tile, dcols: Tensor, dtype: str
+    backend: InPlaceBackend, dx: Tensor, g: ConvGeometry, tile: Tile, dcols: Tensor
 ) -> None:
     """Each window's gradient in ``dcols`` (ci, kh, kw, nb, tr, ow) added where the window
-    came from in dX; the parts that met padding are dropped. Windows of different offsets
-    overlap, so the work is split by channel, never by offset."""
-    spans = [s for s in window_spans(g, tile) if s[2][0] < s[2][1] and s[3][0] < s[3][1]]
-
-    def work(c0: int, c1: int) -> None:
-        for i, j, (ra, rb), (ca, cb) in spans:
-            dst = source_window(dx, g, i, j, tile, (ra, rb), (ca, cb), (c0, c1))
-            src = dcols[c0:c1, i, j, :, ra:rb, ca:cb]
+    came from in dX; the parts that met padding are dropped."""
+    for i, j, (ra, rb), (ca, cb) in window_spans(g, tile):
+        if ra < rb and ca < cb:
+            dst = source_window(dx, g, i, j, tile, (ra, rb), (ca, cb))
+            src = dcols[:, i, j, :, ra:rb, ca:cb]
             backend.write(backend.permute_dims(dst, (1, 0, 2, 3)), src, accumulate=True)
-
-    work(0, g.ci)
 
 
 def convolve_vjp(

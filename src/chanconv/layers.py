@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 import random
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -242,3 +244,30 @@ def Conv2D(
     if isinstance(backend, NativeLayers):
         return backend.conv2d_layer(spec, rng)
     return Conv2DLayer(spec, backend, rng)
+
+
+def layer_class_on_first_use(
+    module: str, make: Callable[[], type]
+) -> tuple[Callable[[], Any], Callable[[str], Any]]:
+    """For an adapter module whose ``Conv2D`` subclasses its framework's layer base, and so
+    can only be made once the framework is imported: ``(get, module_getattr)``. ``get()``
+    makes the class on first use, names it ``<module>.Conv2D`` and stores it as that
+    module's attribute, so that pickling, ``isinstance``, serialization registries and the
+    API docs find it at a stable import path; ``module_getattr`` is the module's
+    ``__getattr__``, so that importing the adapter imports no framework."""
+
+    def get() -> Any:
+        namespace = sys.modules[module].__dict__
+        cls = namespace.get("Conv2D")
+        if cls is None:
+            cls = make()
+            cls.__module__, cls.__qualname__ = module, "Conv2D"
+            namespace["Conv2D"] = cls
+        return cls
+
+    def module_getattr(name: str) -> Any:
+        if name == "Conv2D":
+            return get()
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+    return get, module_getattr

@@ -46,6 +46,53 @@ _plans = register_cache({})
 _MAX_PLANS = 1024
 
 
+def _plan_key(layout: str, X: object, K: object, bias: object,
+              *settings: object) -> tuple[object, ...] | None:  # fmt: skip
+    """The plan cache's key: every check conv2d makes depends only on the arguments'
+    types, shapes and dtypes and the settings. None for arguments with no shape (lists)."""
+    try:
+        return (layout, type(X), X.shape, X.dtype, type(K), K.shape, K.dtype,  # type: ignore[attr-defined]
+                None if bias is None else (type(bias), bias.shape, bias.dtype),  # type: ignore[attr-defined]
+                *settings)  # fmt: skip
+    except AttributeError:
+        return None
+
+
+def _lookup(key: tuple[object, ...] | None) -> _Plan | None:
+    try:
+        return None if key is None else _plans.get(key)
+    except TypeError:  # a setting that does not hash (a list)
+        return None
+
+
+def _remember(key: tuple[object, ...] | None, ops: list[Operand], plan: _Plan) -> None:
+    """Keep ``plan`` (its casts still per operand) for ``key``, when every argument was a
+    tensor (lists are converted anew on every call)."""
+    if key is None or not all(op.is_tensor for op in ops):
+        return
+    if len(_plans) >= _MAX_PLANS:
+        _plans.clear()
+    backend, g, dtype, unbatched, _, route = plan
+    casts = tuple(op.dtype != dtype for op in ops)
+    try:
+        _plans[key] = (backend, g, dtype, unbatched, casts if any(casts) else (), route)
+    except TypeError:  # a setting that does not hash
+        pass
+
+
+def _planned_tensors(backend: ArrayBackend, dtype: str, casts: tuple[bool, ...],
+                     X: object, K: object, bias: object) -> list[Tensor]:  # fmt: skip
+    """A remembered signature's arguments as tensors of the backend, cast where the plan
+    says so."""
+    tensors = [backend.asarray(X), backend.asarray(K)]
+    if bias is not None:
+        tensors.append(backend.asarray(bias))
+    if casts:
+        tensors = [backend.astype(t, dtype) if c else t
+                   for t, c in zip(tensors, casts, strict=True)]  # fmt: skip
+    return tensors
+
+
 def _finish(backend: ArrayBackend, y: Tensor, *operands: Operand) -> Tensor:
     return _in_kind_of(backend, y, kind_source(*operands))
 
@@ -428,26 +475,16 @@ def conv2d(
     if data_format != "channels_first":  # Keras's names; K keeps the book's layout
         return _conv2d_channels_last(X, K, bias, stride, padding, dilation, groups, algorithm,
                                      data_format)  # fmt: skip
-    try:
-        # Every check conv2d makes depends only on these: a signature seen before needs none.
-        key = (type(X), X.shape, X.dtype, type(K), K.shape, K.dtype,  # type: ignore[attr-defined]
-               None if bias is None else (type(bias), bias.shape, bias.dtype),  # type: ignore[attr-defined]
-               stride, padding, dilation, groups, algorithm)  # fmt: skip
-        plan = _plans.get(key)
-    except (AttributeError, TypeError):  # lists have no shape; list arguments don't hash
-        key, plan = None, None
+    # A signature seen before needs no checks.
+    key = _plan_key("channels_first", X, K, bias, stride, padding, dilation, groups, algorithm)
+    plan = _lookup(key)
     if plan is not None:
         backend, g, dtype, unbatched, casts, algorithm = plan
         if bias is None and not (unbatched or casts):  # the common case, kept short
             y = convolve(backend, backend.asarray(X), backend.asarray(K), g, dtype, algorithm,
                          spectrum_cache)  # fmt: skip
             return backend.restore_kind(y, X)
-        tensors = [backend.asarray(X), backend.asarray(K)]
-        if bias is not None:
-            tensors.append(backend.asarray(bias))
-        if casts:
-            tensors = [backend.astype(t, dtype) if c else t
-                       for t, c in zip(tensors, casts, strict=True)]  # fmt: skip
+        tensors = _planned_tensors(backend, dtype, casts, X, K, bias)
         return _run_conv2d(backend, g, dtype, unbatched, algorithm, tensors, X, spectrum_cache)
 
     check_algorithm(algorithm, None, "conv2d")
@@ -457,9 +494,6 @@ def conv2d(
     check_algorithm(algorithm, backend, "conv2d")
     dtype, tensors = unify_dtypes(backend, *ops)
     if key is not None and all(op.is_tensor for op in ops):
-        if len(_plans) >= _MAX_PLANS:
-            _plans.clear()
-        casts = tuple(op.dtype != dtype for op in ops)
         # auto's choice depends on the backend and the geometry only: made once per plan.
         chosen = choose_algorithm(backend, g, dtype) if algorithm == "auto" else algorithm
         if algorithm == "auto" and autotune_enabled():
@@ -468,7 +502,7 @@ def conv2d(
                 chosen = tuned_algorithm(backend, x4, tensors[1], g, dtype)
             except Exception:  # symbolic (traced) tensors cannot be timed: keep the rule
                 pass
-        _plans[key] = (backend, g, dtype, unbatched, casts if any(casts) else (), chosen)
+        _remember(key, ops, (backend, g, dtype, unbatched, (), chosen))
     return _run_conv2d(backend, g, dtype, unbatched, algorithm, tensors, kind_source(*ops),
                        spectrum_cache)  # fmt: skip
 
@@ -517,25 +551,13 @@ def _conv2d_channels_last(
     direct_ok = algorithm in ("native", "im2col") or (
         algorithm == "auto" and not autotune_enabled()
     )
-    key: tuple[object, ...] | None = None
-    if direct_ok:
-        try:
-            # As conv2d's plans: a signature seen before on this path needs no checks.
-            key = ("channels_last", type(X), X.shape, X.dtype, type(K), K.shape, K.dtype,  # type: ignore[attr-defined]
-                   None if bias is None else (type(bias), bias.shape, bias.dtype),  # type: ignore[attr-defined]
-                   stride, padding, dilation, groups, algorithm)  # fmt: skip
-            plan = _plans.get(key)
-        except (AttributeError, TypeError):  # lists have no shape; list arguments don't hash
-            key, plan = None, None
-        if plan is not None and plan[5] != "permute":
-            backend, g, dtype, unbatched, casts, route = plan
-            tensors = [backend.asarray(X), backend.asarray(K)]
-            if bias is not None:
-                tensors.append(backend.asarray(bias))
-            if casts:
-                tensors = [backend.astype(t, dtype) if c else t
-                           for t, c in zip(tensors, casts, strict=True)]  # fmt: skip
-            return _run_channels_last(backend, g, unbatched, tensors, X, route)
+    # As conv2d's plans: a signature seen before on this path needs no checks.
+    key = _plan_key(data_format, X, K, bias, stride, padding, dilation, groups, algorithm)
+    plan = _lookup(key) if direct_ok else None
+    if plan is not None and plan[5] != "permute":
+        backend, g, dtype, unbatched, casts, route = plan
+        tensors = _planned_tensors(backend, dtype, casts, X, K, bias)
+        return _run_channels_last(backend, g, unbatched, tensors, X, route)
     backend, like = _channels_last_call("conv2d", data_format, X, K, bias)
     if direct_ok and plan is None:
         backend, g, ops, unbatched = _conv_operands(
@@ -550,11 +572,7 @@ def _conv2d_channels_last(
             route = "native"
         elif chosen == "im2col" and g.pointwise and g.groups == 1 and None not in (g.h, g.w):
             route = "pointwise"
-        if key is not None and all(op.is_tensor for op in ops):
-            if len(_plans) >= _MAX_PLANS:
-                _plans.clear()
-            casts = tuple(op.dtype != dtype for op in ops)
-            _plans[key] = (backend, g, dtype, unbatched, casts if any(casts) else (), route)
+        _remember(key, ops, (backend, g, dtype, unbatched, (), route))
         if route != "permute":
             return _run_channels_last(backend, g, unbatched, tensors, kind_source(*ops), route)
     x = _from_channels_last(backend, "X", X)

@@ -126,6 +126,20 @@ def _oracle_last(x, k, b, settings):
     return y.transpose(NHWC) if x.ndim == 4 else y[0].transpose(1, 2, 0)
 
 
+def _spy_on_permutes(adapter, monkeypatch):
+    """The shapes of the tensors the adapter permutes from now on, in a list the test may
+    clear."""
+    permuted: list[tuple[int, ...]] = []
+    permute = adapter.permute_dims
+
+    def spy(t, axes):
+        permuted.append(tuple(adapter.shape(t)))
+        return permute(t, axes)
+
+    monkeypatch.setattr(adapter, "permute_dims", spy)
+    return permuted
+
+
 def _algorithms(adapter):
     return ["native", "auto"] if has_native(adapter) else ["auto"]
 
@@ -138,14 +152,7 @@ def test_channels_last_native_permutes_neither_x_nor_y(adapter, case, monkeypatc
     is the adapter's business). Elsewhere X is permuted to channels first, the documented
     path. Either way the result is the oracle's, batched and unbatched."""
     x, k, b, settings = _native_case(case)
-    permuted: list[tuple[int, ...]] = []
-    permute = adapter.permute_dims
-
-    def spy(t, axes):
-        permuted.append(tuple(adapter.shape(t)))
-        return permute(t, axes)
-
-    monkeypatch.setattr(adapter, "permute_dims", spy)
+    permuted = _spy_on_permutes(adapter, monkeypatch)
     # Twice each: the second call is served by the remembered plan.
     for algorithm in [a for a in _algorithms(adapter) for _ in range(2)]:
         for xs in (x, x[0]):
@@ -172,14 +179,7 @@ def test_channels_last_pointwise_is_one_matmul(adapter, backend_name, monkeypatc
     x = rng.standard_normal((2, 5, 6, 8)).astype("float32")
     k = rng.standard_normal((3, 8, 1, 1)).astype("float32")
     b = rng.standard_normal(3).astype("float32")
-    permuted: list[tuple[int, ...]] = []
-    permute = adapter.permute_dims
-
-    def spy(t, axes):
-        permuted.append(tuple(adapter.shape(t)))
-        return permute(t, axes)
-
-    monkeypatch.setattr(adapter, "permute_dims", spy)
+    permuted = _spy_on_permutes(adapter, monkeypatch)
     for algorithm in ("im2col", "im2col", "auto"):  # twice: the remembered plan too
         for xs in (x, x[0]):
             for bias in (None, b):
